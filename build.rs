@@ -1,0 +1,26 @@
+//! Compiles `proto/` into the `mmapd::pb` stubs without a system `protoc`:
+//! `protox` parses the protos in pure Rust, `tonic-prost-build` generates code
+//! from the resulting descriptor set, and the same set is written to OUT_DIR so
+//! the server can offer gRPC reflection.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/mmapd/v1/mmapd.proto";
+    // Explicit rerun lines keep cargo from re-running the script on every
+    // unrelated file change (its default when none are printed).
+    println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let fds = protox::compile([proto], ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("mmapd_descriptor.bin"), fds.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
