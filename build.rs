@@ -19,6 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out.join("mmapd_descriptor.bin"), fds.encode_to_vec())?;
 
     tonic_prost_build::configure()
+        // `bytes` fields as `bytes::Bytes`, so payloads can be passed along
+        // without copying (and later served zero-copy).
+        .bytes(".")
+        .emit_rerun_if_changed(false)
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -1,33 +1,149 @@
-//! The mmapd server library: configuration and `run`, which serves the gRPC
-//! API on a listener until `shutdown` resolves. The binary and the tests
-//! both call `run`.
-#![forbid(unsafe_code)]
+//! The mmapd server library: configuration and [`run`], which serves the
+//! gRPC API on a listener until `shutdown` resolves. The `mmapd` binary and
+//! the tests both call `run`.
+//!
+//! Layout: `registry`, `mapping` and `handle` are the domain (sessions,
+//! mappings, CPython-faithful operations) and know nothing of gRPC;
+//! `service` and `admin` adapt them to tonic; `mem` is the only module with
+//! `unsafe`; `error` is the one error type and its status mapping.
+#![deny(unsafe_code)]
 
-use std::{future::Future, path::PathBuf, time::Duration};
+pub mod admin;
+pub mod convert;
+pub mod error;
+pub mod handle;
+pub mod mapping;
+pub mod mem;
+pub mod paths;
+pub mod registry;
+pub mod service;
+pub mod slice;
 
-/// Server configuration; `Config::new(root)` gives the embedded defaults.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Directory every mapped path is resolved under.
-    pub root: PathBuf,
-    /// Lease TTL for sessions that ask for 0.
-    pub default_ttl: Duration,
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+
+use mmapd::pb::{admin_server::AdminServer, mmap_server::MmapServer};
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Message and chunk size limits, set explicitly rather than left to tonic's
+/// 4 MiB default so a large unary read fails with a clear error.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest gRPC message in either direction.
+    pub max_message_size: usize,
+    /// ReadStream chunk when the client asks for 0.
+    pub default_chunk: usize,
+    /// Largest ReadStream chunk.
+    pub max_chunk: usize,
 }
 
-impl Config {
-    /// The defaults for a data root.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), default_ttl: Duration::from_secs(60) }
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 64 << 20,
+            default_chunk: 256 << 10,
+            max_chunk: 4 << 20,
+        }
     }
 }
 
-/// Serves until `shutdown` resolves, then drains and flushes every mapping.
+impl Limits {
+    /// The chunk size a ReadStream request gets.
+    pub fn chunk_size(&self, asked: u32) -> usize {
+        match asked {
+            0 => self.default_chunk,
+            n => (n as usize).min(self.max_chunk),
+        }
+    }
+}
+
+/// Server configuration; [`Config::new`] gives the embedded defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory every mapped path is resolved under (created if missing).
+    pub root: PathBuf,
+    /// Lease TTL for sessions that ask for 0.
+    pub default_ttl: Duration,
+    /// Message and chunk limits.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// The defaults for a data root: 60 s leases, 64 MiB messages.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            default_ttl: Duration::from_secs(60),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// How often the reaper looks for expired leases.
+const REAP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Serves until `shutdown` resolves, then stops accepting, drains in-flight
+/// requests, and flushes and unmaps every mapping.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let _ = (listener, config);
-    shutdown.await;
-    Ok(())
+    let root = paths::Root::open(&config.root)?;
+    let registry = Arc::new(registry::Registry::new(root, config.default_ttl));
+    let limits = config.limits;
+
+    let reaper = tokio::spawn({
+        let registry = Arc::clone(&registry);
+        async move {
+            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            loop {
+                tick.tick().await;
+                let registry = Arc::clone(&registry);
+                // Closing handles flushes mappings: blocking work.
+                let _ =
+                    tokio::task::spawn_blocking(move || registry.expire(std::time::Instant::now()))
+                        .await;
+            }
+        }
+    });
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<MmapServer<service::MmapService>>()
+        .await;
+    health
+        .set_serving::<AdminServer<admin::AdminService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mmapd::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mmapd::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mmap = MmapServer::new(service::MmapService::new(Arc::clone(&registry), limits))
+        .max_decoding_message_size(limits.max_message_size)
+        .max_encoding_message_size(limits.max_message_size);
+    let admin = AdminServer::new(admin::AdminService::new(Arc::clone(&registry), limits))
+        .max_decoding_message_size(limits.max_message_size)
+        .max_encoding_message_size(limits.max_message_size);
+
+    tracing::info!(addr = ?listener.local_addr().ok(), root = %config.root.display(), "serving");
+    let served = tonic::transport::Server::builder()
+        .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(mmap)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+
+    reaper.abort();
+    let flushing = Arc::clone(&registry);
+    tokio::task::spawn_blocking(move || flushing.shutdown()).await?;
+    tracing::info!("stopped; every mapping flushed");
+    served.map_err(Into::into)
 }

@@ -1,0 +1,289 @@
+//! One mapped region: a file under the data root or a memfd-backed anonymous
+//! region, shared by every handle that attached to it. Creation follows
+//! CPython's `mmap.mmap()` checks in CPython's order, so errors match.
+#![forbid(unsafe_code)]
+
+use std::{
+    fs::File,
+    os::fd::AsFd,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use parking_lot::RwLock;
+use rustix::io::Errno;
+
+use crate::{
+    error::{Error, Result},
+    mem::{self, Region, Sharing},
+};
+
+/// CPython's access modes, with Python's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `ACCESS_DEFAULT`: read-write shared.
+    Default = 0,
+    /// `ACCESS_READ`.
+    Read = 1,
+    /// `ACCESS_WRITE`: write-through shared.
+    Write = 2,
+    /// `ACCESS_COPY`: private copy on write.
+    Copy = 3,
+}
+
+impl Access {
+    /// Python's `access=` argument, rejected as CPython rejects it.
+    pub fn from_python(value: i32) -> Result<Access> {
+        match value {
+            0 => Ok(Access::Default),
+            1 => Ok(Access::Read),
+            2 => Ok(Access::Write),
+            3 => Ok(Access::Copy),
+            _ => Err(Error::BadValue("mmap invalid access parameter.".into())),
+        }
+    }
+
+    /// Whether CPython lets this access mode modify the bytes.
+    pub fn writable(self) -> bool {
+        self != Access::Read
+    }
+
+    /// Whether CPython lets this access mode resize.
+    pub fn resizable(self) -> bool {
+        matches!(self, Access::Default | Access::Write)
+    }
+
+    /// Whether the bytes go back to the file (and so need msync).
+    pub fn writes_through(self) -> bool {
+        self.resizable()
+    }
+}
+
+/// Where a mapping's bytes live.
+#[derive(Debug, Clone)]
+pub enum Backing {
+    /// A file; `path` is relative to the data root.
+    File {
+        /// Path relative to the data root, as shown to clients.
+        path: String,
+    },
+    /// A memfd, so the region can grow without SIGBUS (CPython's anonymous
+    /// maps cannot).
+    Anonymous,
+}
+
+/// What a new mapping is made of, after the arguments were checked.
+#[derive(Debug)]
+pub struct Spec {
+    /// Registry name.
+    pub name: String,
+    /// File or memfd.
+    pub backing: Backing,
+    /// The open file (or memfd).
+    pub file: File,
+    /// Whether the file is open read-write.
+    pub file_writable: bool,
+    /// Length requested (0 = to the end of the file).
+    pub length: i64,
+    /// Offset in the file.
+    pub offset: i64,
+    /// The access of the creating handle.
+    pub access: Access,
+}
+
+/// A live mapping.
+#[derive(Debug)]
+pub struct Mapping {
+    name: String,
+    backing: Backing,
+    file: File,
+    offset: u64,
+    access: Access,
+    file_writable: bool,
+    region: RwLock<Region>,
+    handles: AtomicU32,
+}
+
+impl Mapping {
+    /// Checks the arguments as `mmap.mmap(fd, length, access=, offset=)` does
+    /// and maps. `spec.length`/`spec.offset` signs were checked by the caller
+    /// (they come before opening the file in CPython's flow).
+    pub fn create(spec: Spec) -> Result<Mapping> {
+        let Spec {
+            name,
+            backing,
+            file,
+            file_writable,
+            length,
+            offset,
+            access,
+        } = spec;
+        let mut len = length;
+        let path = match &backing {
+            Backing::File { path } => Some(path.as_str()),
+            Backing::Anonymous => None,
+        };
+        if path.is_some() {
+            let meta = file.metadata().map_err(|e| Error::os(&e, path))?;
+            let file_size = meta.len() as i64;
+            if meta.is_file() {
+                if len == 0 {
+                    if file_size == 0 {
+                        return Err(Error::BadValue("cannot mmap an empty file".into()));
+                    }
+                    if offset >= file_size {
+                        return Err(Error::PastEnd(
+                            "mmap offset is greater than file size".into(),
+                        ));
+                    }
+                    len = file_size - offset;
+                } else if offset > file_size || file_size - offset < len {
+                    return Err(Error::PastEnd(
+                        "mmap length is greater than file size".into(),
+                    ));
+                }
+            }
+        }
+        // The kernel's own checks, made here because memmap2 would quietly
+        // align the offset and accept a zero length.
+        if len == 0 || offset as u64 % mem::page_size() as u64 != 0 {
+            return Err(Error::errno(Errno::INVAL.raw_os_error()));
+        }
+        let sharing = match access {
+            Access::Copy => Sharing::Private,
+            Access::Read | Access::Default | Access::Write if !file_writable => Sharing::SharedRead,
+            Access::Read | Access::Default | Access::Write => Sharing::SharedWrite,
+        };
+        let len = usize::try_from(len).map_err(|_| Error::errno(Errno::NOMEM.raw_os_error()))?;
+        let region =
+            Region::map(&file, offset as u64, len, sharing).map_err(|e| Error::os(&e, None))?;
+        Ok(Mapping {
+            name,
+            backing,
+            file,
+            offset: offset as u64,
+            access,
+            file_writable,
+            region: RwLock::new(region),
+            handles: AtomicU32::new(0),
+        })
+    }
+
+    /// The registry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The path relative to the data root, or `None` when anonymous.
+    pub fn path(&self) -> Option<&str> {
+        match &self.backing {
+            Backing::File { path } => Some(path),
+            Backing::Anonymous => None,
+        }
+    }
+
+    /// Offset of the region in the file.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Access of the handle that created it.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Whether handles that write may attach (the file is open read-write).
+    pub fn file_writable(&self) -> bool {
+        self.file_writable
+    }
+
+    /// Whether this mapping is private to one handle (ACCESS_COPY).
+    pub fn is_private(&self) -> bool {
+        self.access == Access::Copy
+    }
+
+    /// Current length.
+    pub fn len(&self) -> u64 {
+        self.region.read().len() as u64
+    }
+
+    /// Whether the length is 0 (never, for a live mapping).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `m.size()`: the file's size, or the length of an anonymous region.
+    pub fn file_size(&self) -> Result<u64> {
+        match &self.backing {
+            Backing::Anonymous => Ok(self.len()),
+            Backing::File { .. } => rustix::fs::fstat(self.file.as_fd())
+                .map(|st| st.st_size as u64)
+                .map_err(|e| Error::errno(e.raw_os_error())),
+        }
+    }
+
+    /// The region lock. Readers share it; writes and resizes take it
+    /// exclusively, so different mappings never contend.
+    pub fn region(&self) -> &RwLock<Region> {
+        &self.region
+    }
+
+    /// Resizes the file (or memfd) and the region, in CPython's order.
+    /// The caller holds the write lock and passes the region in.
+    pub fn resize_locked(&self, region: &mut Region, new_len: u64) -> Result<()> {
+        let file_len = match self.backing {
+            Backing::File { .. } => self.offset + new_len,
+            Backing::Anonymous => new_len,
+        };
+        self.file
+            .set_len(file_len)
+            .map_err(|e| Error::os(&e, None))?;
+        region
+            .resize(new_len as usize)
+            .map_err(|e| Error::os(&e, None))
+    }
+
+    /// A private (ACCESS_COPY) mapping of the same bytes, for a handle that
+    /// attaches by name with copy access.
+    pub fn private_copy(&self, name: String) -> Result<Mapping> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::os(&e, self.path()))?;
+        Mapping::create(Spec {
+            name,
+            backing: self.backing.clone(),
+            file,
+            file_writable: self.file_writable,
+            length: self.len() as i64,
+            offset: self.offset as i64,
+            access: Access::Copy,
+        })
+    }
+
+    /// Counts a new handle.
+    pub fn attach(&self) {
+        self.handles.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Uncounts a handle; true when it was the last one.
+    pub fn detach(&self) -> bool {
+        self.handles.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Handles attached.
+    pub fn handles(&self) -> u32 {
+        self.handles.load(Ordering::Acquire)
+    }
+
+    /// Writes every dirty page back (msync of the whole region). Private and
+    /// read-only mappings have nothing to write back.
+    pub fn flush_all(&self) -> Result<()> {
+        let region = self.region.read();
+        if region.sharing() != Sharing::SharedWrite {
+            return Ok(());
+        }
+        region
+            .flush(0, region.len())
+            .map_err(|e| Error::os(&e, None))
+    }
+}

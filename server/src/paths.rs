@@ -1,0 +1,172 @@
+//! Opens files strictly beneath the data root. `openat2(RESOLVE_BENEATH)`
+//! makes the kernel refuse any `..`, absolute path or symlink that would
+//! leave the root, race-free; a lexical check first gives a clear error.
+#![forbid(unsafe_code)]
+
+use std::{
+    fs::File,
+    os::fd::OwnedFd,
+    path::{Component, Path},
+};
+
+use rustix::{
+    fs::{Mode, OFlags, ResolveFlags},
+    io::Errno,
+};
+
+use crate::error::{Error, Result};
+
+/// The data root, held open so later renames of its path do not matter.
+#[derive(Debug)]
+pub struct Root {
+    dir: OwnedFd,
+}
+
+/// An opened file and whether it is open for writing.
+#[derive(Debug)]
+pub struct Opened {
+    /// The file.
+    pub file: File,
+    /// Opened read-write (else read-only).
+    pub writable: bool,
+    /// The normalized relative path.
+    pub path: String,
+}
+
+impl Root {
+    /// Opens the root directory, creating it if missing.
+    pub fn open(path: &Path) -> std::io::Result<Root> {
+        std::fs::create_dir_all(path)?;
+        let dir = rustix::fs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Root { dir })
+    }
+
+    /// Normalizes a client path: relative, no `..`, no empty components.
+    pub fn normalize(path: &str) -> Result<String> {
+        let escape = || Error::PathEscape(path.to_owned());
+        let mut parts = Vec::new();
+        for component in Path::new(path).components() {
+            match component {
+                Component::Normal(part) => parts.push(part.to_str().ok_or_else(escape)?),
+                Component::CurDir => {}
+                Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                    return Err(escape());
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Err(Error::Os {
+                errno: Errno::ISDIR.raw_os_error(),
+                path: Some(path.to_owned()),
+            });
+        }
+        Ok(parts.join("/"))
+    }
+
+    /// Opens `path` read-write, or read-only when `read_only_ok` and
+    /// writing is not permitted; creates it with `create_len` zero bytes if
+    /// it is missing and `create_len` is given.
+    pub fn open_file(
+        &self,
+        path: &str,
+        read_only_ok: bool,
+        create_len: Option<u64>,
+    ) -> Result<Opened> {
+        let rel = Self::normalize(path)?;
+        let base = OFlags::CLOEXEC | OFlags::NOCTTY;
+        let (fd, writable) = match self.open_at(&rel, base | OFlags::RDWR) {
+            Ok(fd) => (fd, true),
+            Err(Errno::NOENT) if create_len.is_some() => (
+                self.open_at(&rel, base | OFlags::RDWR | OFlags::CREATE)
+                    .map_err(|e| os(e, &rel))?,
+                true,
+            ),
+            Err(Errno::ACCESS | Errno::PERM | Errno::ROFS) if read_only_ok => (
+                self.open_at(&rel, base | OFlags::RDONLY)
+                    .map_err(|e| os(e, &rel))?,
+                false,
+            ),
+            Err(e) => return Err(os(e, &rel)),
+        };
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| Error::os(&e, Some(&rel)))?;
+        if meta.is_dir() {
+            return Err(Error::Os {
+                errno: Errno::ISDIR.raw_os_error(),
+                path: Some(rel),
+            });
+        }
+        if let Some(len) = create_len
+            && meta.len() == 0
+            && len > 0
+        {
+            file.set_len(len).map_err(|e| Error::os(&e, Some(&rel)))?;
+        }
+        Ok(Opened {
+            file,
+            writable,
+            path: rel,
+        })
+    }
+
+    fn open_at(&self, rel: &str, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        // openat2 rejects a mode without O_CREAT (EINVAL), unlike openat.
+        let mode = if flags.contains(OFlags::CREATE) {
+            Mode::from_raw_mode(0o644)
+        } else {
+            Mode::empty()
+        };
+        rustix::fs::openat2(&self.dir, rel, flags, mode, resolve)
+    }
+}
+
+/// EXDEV from RESOLVE_BENEATH means a symlink tried to leave the root.
+fn os(errno: Errno, rel: &str) -> Error {
+    if errno == Errno::XDEV {
+        Error::PathEscape(rel.to_owned())
+    } else {
+        Error::Os {
+            errno: errno.raw_os_error(),
+            path: Some(rel.to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_escapes_are_refused() {
+        for bad in ["../x", "/etc/passwd", "a/../../b", "a/.."] {
+            assert!(
+                matches!(Root::normalize(bad), Err(Error::PathEscape(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(Root::normalize("./a//b/").unwrap(), "a/b");
+    }
+
+    #[test]
+    fn symlink_out_of_root_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_dir = tmp.path().join("root");
+        std::fs::create_dir(&root_dir).unwrap();
+        std::fs::write(tmp.path().join("secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), root_dir.join("link")).unwrap();
+        std::os::unix::fs::symlink("../secret", root_dir.join("rel")).unwrap();
+        let root = Root::open(&root_dir).unwrap();
+        for link in ["link", "rel"] {
+            let err = root.open_file(link, true, None).unwrap_err();
+            assert!(matches!(err, Error::PathEscape(_)), "{link}: {err:?}");
+        }
+        std::fs::write(root_dir.join("inside"), b"y").unwrap();
+        std::os::unix::fs::symlink("inside", root_dir.join("ok")).unwrap();
+        assert!(root.open_file("ok", true, None).is_ok());
+    }
+}

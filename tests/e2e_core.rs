@@ -1,0 +1,707 @@
+//! End-to-end tests of the Mmap service over real gRPC: each RPC's CPython
+//! behaviour, the error contract (code, reason, message, one ErrorInfo),
+//! path confinement, and that the server keeps serving after errors.
+
+mod support;
+
+use mmapd::pb::{self, Access, Advice, Whence};
+use support::{TestServer, assert_error, map, session};
+use tonic::Code;
+
+fn file_req(session_id: &str, path: &str, access: Access) -> pb::MapRequest {
+    pb::MapRequest {
+        session_id: session_id.into(),
+        path: path.into(),
+        access: access as i32,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn every_unary_method_behaves_like_cpython() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), b"hello\nworld\nabc").unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let m = map(&mut c, file_req(&sid, "f", Access::Default))
+        .await
+        .unwrap();
+    assert_eq!((m.length, m.size, m.name.as_str()), (15, 15, "f"));
+    let h = m.handle;
+
+    let line = c
+        .read_line(pb::ReadLineRequest { handle: h.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&line.data[..], b"hello\n");
+    let byte = c
+        .read_byte(pb::ReadByteRequest { handle: h.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(byte.value, u32::from(b'w'));
+    let read = c
+        .read(pb::ReadRequest {
+            handle: h.clone(),
+            n: Some(4),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&read.data[..], b"orld");
+    let tell = c
+        .tell(pb::TellRequest { handle: h.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tell.position, 11);
+    let rest = c
+        .read(pb::ReadRequest {
+            handle: h.clone(),
+            n: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&rest.data[..], b"\nabc");
+
+    let pos = c
+        .seek(pb::SeekRequest {
+            handle: h.clone(),
+            pos: -3,
+            whence: Whence::End as i32,
+        })
+        .await
+        .unwrap();
+    assert_eq!(pos.into_inner().position, 12);
+    let w = c
+        .write(pb::WriteRequest {
+            handle: h.clone(),
+            data: "XYZ".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(w.written, 3);
+    c.seek(pb::SeekRequest {
+        handle: h.clone(),
+        pos: 0,
+        whence: Whence::Set as i32,
+    })
+    .await
+    .unwrap();
+    c.write_byte(pb::WriteByteRequest {
+        handle: h.clone(),
+        value: i64::from(b'H'),
+    })
+    .await
+    .unwrap();
+
+    let find = |sub: &str, start, end| pb::FindRequest {
+        handle: h.clone(),
+        sub: sub.to_owned().into(),
+        start,
+        end,
+    };
+    assert_eq!(
+        c.find(find("o", None, None))
+            .await
+            .unwrap()
+            .into_inner()
+            .index,
+        4
+    );
+    assert_eq!(
+        c.r_find(find("o", Some(0), None))
+            .await
+            .unwrap()
+            .into_inner()
+            .index,
+        7
+    );
+    assert_eq!(
+        c.find(find("o", Some(-3), None))
+            .await
+            .unwrap()
+            .into_inner()
+            .index,
+        -1
+    );
+
+    let item = c
+        .get_item(pb::GetItemRequest {
+            handle: h.clone(),
+            index: -1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(item.value, u32::from(b'Z'));
+    c.set_item(pb::SetItemRequest {
+        handle: h.clone(),
+        index: 1,
+        value: i64::from(b'E'),
+    })
+    .await
+    .unwrap();
+    let slice = c
+        .get_slice(pb::GetSliceRequest {
+            handle: h.clone(),
+            start: None,
+            stop: Some(5),
+            step: Some(2),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&slice.data[..], b"Hlo");
+    c.set_slice(pb::SetSliceRequest {
+        handle: h.clone(),
+        start: Some(-1),
+        stop: Some(10),
+        step: Some(-2),
+        data: "12".into(),
+    })
+    .await
+    .unwrap();
+    c.r#move(pb::MoveRequest {
+        handle: h.clone(),
+        dest: 6,
+        src: 0,
+        count: 5,
+    })
+    .await
+    .unwrap();
+    c.flush(pb::FlushRequest {
+        handle: h.clone(),
+        offset: None,
+        size: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read(server.path("f")).unwrap(),
+        b"HEllo\nHEllo\n2Y1"
+    );
+
+    c.madvise(pb::MadviseRequest {
+        handle: h.clone(),
+        option: Advice::MadvWillneed as i32,
+        start: None,
+        length: None,
+    })
+    .await
+    .unwrap();
+    let resized = c
+        .resize(pb::ResizeRequest {
+            handle: h.clone(),
+            new_size: 8192,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resized.length, 8192);
+    assert_eq!(
+        c.size(pb::SizeRequest { handle: h.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .size,
+        8192
+    );
+    assert_eq!(
+        c.len(pb::LenRequest { handle: h.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .length,
+        8192
+    );
+    assert_eq!(std::fs::metadata(server.path("f")).unwrap().len(), 8192);
+
+    let stat = c
+        .stat(pb::StatRequest { handle: h.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (stat.length, stat.position, stat.path.as_str(), stat.offset),
+        (8192, 1, "f", 0)
+    );
+    c.close(pb::CloseRequest { handle: h.clone() })
+        .await
+        .unwrap();
+    // Closing twice is not an error, as in CPython.
+    c.close(pb::CloseRequest { handle: h.clone() })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn errors_carry_code_reason_and_cpython_message() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), vec![7u8; 100]).unwrap();
+    std::fs::write(server.path("empty"), b"").unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+
+    let missing = map(&mut c, file_req(&sid, "nope", Access::Default))
+        .await
+        .unwrap_err();
+    let md = assert_error(
+        &missing,
+        Code::NotFound,
+        "OS_ERROR",
+        "[Errno 2] No such file or directory: 'nope'",
+    );
+    assert_eq!(md["errno"], "2");
+    let empty = map(&mut c, file_req(&sid, "empty", Access::Default))
+        .await
+        .unwrap_err();
+    assert_error(
+        &empty,
+        Code::InvalidArgument,
+        "VALUE_ERROR",
+        "cannot mmap an empty file",
+    );
+    let long = map(
+        &mut c,
+        pb::MapRequest {
+            length: 101,
+            ..file_req(&sid, "f", Access::Default)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_error(
+        &long,
+        Code::OutOfRange,
+        "VALUE_ERROR",
+        "mmap length is greater than file size",
+    );
+    let neg = map(
+        &mut c,
+        pb::MapRequest {
+            length: -1,
+            ..file_req(&sid, "f", Access::Default)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_error(
+        &neg,
+        Code::InvalidArgument,
+        "OVERFLOW_ERROR",
+        "memory mapped length must be positive",
+    );
+    let bad_access = map(
+        &mut c,
+        pb::MapRequest {
+            access: 7,
+            ..file_req(&sid, "f", Access::Default)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_error(
+        &bad_access,
+        Code::InvalidArgument,
+        "VALUE_ERROR",
+        "mmap invalid access parameter.",
+    );
+    let unaligned = map(
+        &mut c,
+        pb::MapRequest {
+            offset: 1,
+            length: 10,
+            ..file_req(&sid, "f", Access::Default)
+        },
+    )
+    .await
+    .unwrap_err();
+    let md = assert_error(
+        &unaligned,
+        Code::InvalidArgument,
+        "OS_ERROR",
+        "[Errno 22] Invalid argument",
+    );
+    assert_eq!(md["errno"], "22");
+    let no_session = map(&mut c, file_req("bogus", "f", Access::Default))
+        .await
+        .unwrap_err();
+    assert_error(
+        &no_session,
+        Code::NotFound,
+        "SESSION_NOT_FOUND",
+        "session \"bogus\" not found or expired",
+    );
+
+    let ro = map(&mut c, file_req(&sid, "f", Access::Read))
+        .await
+        .unwrap()
+        .handle;
+    let write = c
+        .write(pb::WriteRequest {
+            handle: ro.clone(),
+            data: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &write,
+        Code::FailedPrecondition,
+        "TYPE_ERROR",
+        "mmap can't modify a readonly memory map.",
+    );
+    let resize = c
+        .resize(pb::ResizeRequest {
+            handle: ro.clone(),
+            new_size: 10,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &resize,
+        Code::FailedPrecondition,
+        "TYPE_ERROR",
+        "mmap can't resize a readonly or copy-on-write memory map.",
+    );
+    let seek = c
+        .seek(pb::SeekRequest {
+            handle: ro.clone(),
+            pos: 101,
+            whence: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_error(&seek, Code::OutOfRange, "VALUE_ERROR", "seek out of range");
+    let whence = c
+        .seek(pb::SeekRequest {
+            handle: ro.clone(),
+            pos: 0,
+            whence: 5,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &whence,
+        Code::InvalidArgument,
+        "VALUE_ERROR",
+        "unknown seek type",
+    );
+    let index = c
+        .get_item(pb::GetItemRequest {
+            handle: ro.clone(),
+            index: 100,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &index,
+        Code::OutOfRange,
+        "INDEX_ERROR",
+        "mmap index out of range",
+    );
+    let step = c
+        .get_slice(pb::GetSliceRequest {
+            handle: ro.clone(),
+            start: None,
+            stop: None,
+            step: Some(0),
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &step,
+        Code::InvalidArgument,
+        "VALUE_ERROR",
+        "slice step cannot be zero",
+    );
+    let advise = |option, start| pb::MadviseRequest {
+        handle: ro.clone(),
+        option,
+        start,
+        length: None,
+    };
+    let start = c.madvise(advise(0, Some(100))).await.unwrap_err();
+    assert_error(
+        &start,
+        Code::OutOfRange,
+        "VALUE_ERROR",
+        "madvise start out of bounds",
+    );
+    for refused in [
+        Advice::MadvRemove as i32,
+        Advice::MadvDontfork as i32,
+        Advice::MadvDofork as i32,
+        100,
+    ] {
+        let err = c.madvise(advise(refused, None)).await.unwrap_err();
+        let message = format!("madvise option {refused} is refused by this server");
+        assert_error(&err, Code::InvalidArgument, "VALUE_ERROR", &message);
+    }
+
+    let rw = map(
+        &mut c,
+        pb::MapRequest {
+            name: "rw".into(),
+            ..file_req(&sid, "f", Access::Write)
+        },
+    )
+    .await
+    .unwrap();
+    let wb = c
+        .write_byte(pb::WriteByteRequest {
+            handle: rw.handle.clone(),
+            value: 256,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &wb,
+        Code::InvalidArgument,
+        "OVERFLOW_ERROR",
+        "unsigned byte integer is greater than maximum",
+    );
+    let set = c
+        .set_item(pb::SetItemRequest {
+            handle: rw.handle.clone(),
+            index: 0,
+            value: -1,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &set,
+        Code::InvalidArgument,
+        "VALUE_ERROR",
+        "mmap item value must be in range(0, 256)",
+    );
+    let slice = c
+        .set_slice(pb::SetSliceRequest {
+            handle: rw.handle.clone(),
+            start: Some(0),
+            stop: Some(2),
+            step: None,
+            data: "abc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &slice,
+        Code::InvalidArgument,
+        "INDEX_ERROR",
+        "mmap slice assignment is wrong size",
+    );
+    let data = c
+        .write(pb::WriteRequest {
+            handle: rw.handle.clone(),
+            data: vec![1u8; 101].into(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&data, Code::OutOfRange, "VALUE_ERROR", "data out of range");
+    let moved = c
+        .r#move(pb::MoveRequest {
+            handle: rw.handle.clone(),
+            dest: 90,
+            src: 0,
+            count: 11,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &moved,
+        Code::OutOfRange,
+        "VALUE_ERROR",
+        "source, destination, or count out of range",
+    );
+    let flush = c
+        .flush(pb::FlushRequest {
+            handle: rw.handle.clone(),
+            offset: Some(0),
+            size: Some(101),
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &flush,
+        Code::OutOfRange,
+        "VALUE_ERROR",
+        "flush values out of range",
+    );
+
+    // resize(0): CPython truncates the file and then fails; here nothing changes.
+    let zero = c
+        .resize(pb::ResizeRequest {
+            handle: rw.handle.clone(),
+            new_size: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &zero,
+        Code::InvalidArgument,
+        "VALUE_ERROR",
+        "new size out of range: cannot resize to 0 bytes",
+    );
+    assert_eq!(std::fs::read(server.path("f")).unwrap(), vec![7u8; 100]);
+
+    c.close(pb::CloseRequest {
+        handle: rw.handle.clone(),
+    })
+    .await
+    .unwrap();
+    let closed = c
+        .read(pb::ReadRequest {
+            handle: rw.handle.clone(),
+            n: None,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &closed,
+        Code::FailedPrecondition,
+        "VALUE_ERROR",
+        "mmap closed or invalid",
+    );
+
+    // After all of that the server still serves, and nothing was lost.
+    let got = c
+        .read(pb::ReadRequest {
+            handle: ro.clone(),
+            n: Some(3),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&got.data[..], &[7, 7, 7]);
+}
+
+#[tokio::test]
+async fn paths_outside_the_root_are_refused() {
+    let server = TestServer::start().await;
+    let outside = server
+        .root
+        .path()
+        .parent()
+        .unwrap()
+        .join(format!("outside-{}", std::process::id()));
+    std::fs::write(&outside, b"secret").unwrap();
+    std::os::unix::fs::symlink(&outside, server.path("link")).unwrap();
+    std::os::unix::fs::symlink("../../etc/passwd", server.path("rel")).unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    for path in ["../x", "/etc/passwd", "a/../../etc/passwd", "link", "rel"] {
+        let err = map(
+            &mut c,
+            pb::MapRequest {
+                create: true,
+                length: 10,
+                ..file_req(&sid, path, Access::Default)
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{path}: {err:?}");
+        let md = assert_error(&err, Code::PermissionDenied, "OS_ERROR", err.message());
+        assert_eq!(md["errno"], "13", "{path}");
+        assert!(
+            err.message().contains("outside the data root"),
+            "{path}: {}",
+            err.message()
+        );
+    }
+    assert_eq!(std::fs::read(&outside).unwrap(), b"secret");
+    std::fs::remove_file(outside).unwrap();
+}
+
+#[tokio::test]
+async fn create_makes_a_zero_file_of_offset_plus_length() {
+    let server = TestServer::start().await;
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let page = 4096;
+    let m = map(
+        &mut c,
+        pb::MapRequest {
+            create: true,
+            length: 10,
+            offset: page,
+            ..file_req(&sid, "new.bin", Access::Write)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((m.length, m.size), (10, 4106));
+    assert_eq!(
+        std::fs::read(server.path("new.bin")).unwrap(),
+        vec![0u8; 4106]
+    );
+}
+
+#[tokio::test]
+async fn anonymous_regions_grow_without_sigbus() {
+    let server = TestServer::start().await;
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let m = map(
+        &mut c,
+        pb::MapRequest {
+            session_id: sid.clone(),
+            length: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(m.name.starts_with("anon-"));
+    assert_eq!(
+        c.size(pb::SizeRequest {
+            handle: m.handle.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .size,
+        10
+    );
+    c.resize(pb::ResizeRequest {
+        handle: m.handle.clone(),
+        new_size: 1 << 20,
+    })
+    .await
+    .unwrap();
+    c.set_item(pb::SetItemRequest {
+        handle: m.handle.clone(),
+        index: -1,
+        value: 9,
+    })
+    .await
+    .unwrap();
+    let last = c
+        .get_item(pb::GetItemRequest {
+            handle: m.handle.clone(),
+            index: (1 << 20) - 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(last.into_inner().value, 9);
+    let zero = map(
+        &mut c,
+        pb::MapRequest {
+            session_id: sid,
+            length: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_error(
+        &zero,
+        Code::InvalidArgument,
+        "OS_ERROR",
+        "[Errno 22] Invalid argument",
+    );
+}

@@ -1,0 +1,142 @@
+//! Shared end-to-end test harness: a real server from `mmapd_server::run` on
+//! 127.0.0.1:0 over a temporary data root, raw gRPC stubs connected to it,
+//! and assertions on error statuses.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use mmapd::pb::{self, admin_client::AdminClient, mmap_client::MmapClient};
+use tokio::sync::oneshot;
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::{ErrorDetail, StatusExt};
+
+/// A running server; dropping it shuts the server down.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with the default configuration.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `tweak` adjusts the configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut mmapd_server::Config)) -> TestServer {
+        let root = tempfile::tempdir().expect("temp root");
+        let mut config = mmapd_server::Config::new(root.path());
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            mmapd_server::run(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server run");
+        });
+        TestServer {
+            addr,
+            root,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A path inside the data root.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// Raw stubs with 64 MiB message limits.
+    pub async fn clients(&self) -> (MmapClient<Channel>, AdminClient<Channel>) {
+        let channel = Channel::from_shared(self.endpoint())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect");
+        let limit = 64 << 20;
+        (
+            MmapClient::new(channel.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+            AdminClient::new(channel)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+    }
+
+    /// Triggers graceful shutdown and waits for `run` to return.
+    pub async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).ok();
+        tokio::time::timeout(Duration::from_secs(20), self.task.take().unwrap())
+            .await
+            .expect("server stops within 20 s")
+            .expect("server task");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Opens a session with the given TTL (0 = default).
+pub async fn session(client: &mut MmapClient<Channel>, ttl: u32) -> String {
+    client
+        .open_session(pb::OpenSessionRequest {
+            client_name: "test".into(),
+            ttl_seconds: ttl,
+        })
+        .await
+        .expect("open session")
+        .into_inner()
+        .session_id
+}
+
+/// Maps and returns the handle.
+pub async fn map(
+    client: &mut MmapClient<Channel>,
+    req: pb::MapRequest,
+) -> Result<pb::MapResponse, Status> {
+    client.map(req).await.map(tonic::Response::into_inner)
+}
+
+/// Asserts a status has `code`, exactly one ErrorInfo with `reason` in
+/// domain "mmapd", and `message`; returns the ErrorInfo metadata.
+#[track_caller]
+pub fn assert_error(
+    status: &Status,
+    code: Code,
+    reason: &str,
+    message: &str,
+) -> std::collections::HashMap<String, String> {
+    assert_eq!(status.code(), code, "code of {status:?}");
+    assert_eq!(status.message(), message, "message of {status:?}");
+    let infos: Vec<_> = status
+        .get_error_details_vec()
+        .into_iter()
+        .filter_map(|d| match d {
+            ErrorDetail::ErrorInfo(info) => Some(info),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(infos.len(), 1, "exactly one ErrorInfo in {status:?}");
+    assert_eq!(infos[0].domain, "mmapd");
+    assert_eq!(infos[0].reason, reason, "reason of {status:?}");
+    infos[0].metadata.clone()
+}
