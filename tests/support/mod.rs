@@ -77,13 +77,15 @@ impl TestServer {
         )
     }
 
-    /// Triggers graceful shutdown and waits for `run` to return.
-    pub async fn shutdown(mut self) {
+    /// Triggers graceful shutdown, waits for `run` to return, and hands back
+    /// the data root so the test can inspect what the server left on disk.
+    pub async fn shutdown(mut self) -> tempfile::TempDir {
         self.stop.take().unwrap().send(()).ok();
         tokio::time::timeout(Duration::from_secs(20), self.task.take().unwrap())
             .await
             .expect("server stops within 20 s")
             .expect("server task");
+        std::mem::replace(&mut self.root, tempfile::tempdir().expect("temp root"))
     }
 }
 

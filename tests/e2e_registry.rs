@@ -1,0 +1,380 @@
+//! End-to-end tests of the registry over real gRPC: named mappings shared
+//! across sessions, private copies, leases that expire or close, admin
+//! listings, health, and the flush on graceful shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use mmapd::pb::{self, Access, Whence};
+use support::{TestServer, assert_error, map, session};
+use tonic::Code;
+
+fn req(session_id: &str, path: &str, name: &str, access: Access) -> pb::MapRequest {
+    pb::MapRequest {
+        session_id: session_id.into(),
+        path: path.into(),
+        name: name.into(),
+        access: access as i32,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn handles_with_one_name_share_bytes_and_resize_but_not_cursors() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("shared.bin"), vec![0u8; 64]).unwrap();
+    let (mut a, mut admin) = server.clients().await;
+    let (mut b, _) = server.clients().await;
+    let sa = session(&mut a, 0).await;
+    let sb = session(&mut b, 0).await;
+    let ha = map(&mut a, req(&sa, "shared.bin", "", Access::Write))
+        .await
+        .unwrap()
+        .handle;
+    // Attach by name alone from the other session.
+    let hb = map(&mut b, req(&sb, "", "shared.bin", Access::Default))
+        .await
+        .unwrap()
+        .handle;
+
+    a.write(pb::WriteRequest {
+        handle: ha.clone(),
+        data: "from a".into(),
+    })
+    .await
+    .unwrap();
+    let seen = b
+        .read(pb::ReadRequest {
+            handle: hb.clone(),
+            n: Some(6),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&seen.data[..], b"from a");
+    assert_eq!(
+        a.tell(pb::TellRequest { handle: ha.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .position,
+        6
+    );
+    b.seek(pb::SeekRequest {
+        handle: hb.clone(),
+        pos: 1,
+        whence: Whence::Set as i32,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        a.tell(pb::TellRequest { handle: ha.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .position,
+        6
+    );
+
+    b.resize(pb::ResizeRequest {
+        handle: hb.clone(),
+        new_size: 8192,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        a.len(pb::LenRequest { handle: ha.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .length,
+        8192
+    );
+    b.set_item(pb::SetItemRequest {
+        handle: hb.clone(),
+        index: 8000,
+        value: 42,
+    })
+    .await
+    .unwrap();
+    let item = a
+        .get_item(pb::GetItemRequest {
+            handle: ha.clone(),
+            index: 8000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(item.into_inner().value, 42);
+
+    let mappings = admin
+        .list_mappings(pb::ListMappingsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .mappings;
+    assert_eq!(mappings.len(), 1);
+    assert_eq!(
+        (
+            mappings[0].name.as_str(),
+            mappings[0].handles,
+            mappings[0].length
+        ),
+        ("shared.bin", 2, 8192)
+    );
+
+    // A conflicting attach is refused and changes nothing.
+    let conflict = map(
+        &mut b,
+        pb::MapRequest {
+            length: 5,
+            ..req(&sb, "", "shared.bin", Access::Default)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_error(
+        &conflict,
+        Code::AlreadyExists,
+        "MAPPING_CONFLICT",
+        "mapping \"shared.bin\" already exists with a different length",
+    );
+    let missing = map(&mut b, req(&sb, "", "no-such-name", Access::Default))
+        .await
+        .unwrap_err();
+    assert_error(
+        &missing,
+        Code::NotFound,
+        "MAPPING_NOT_FOUND",
+        "no mapping named \"no-such-name\"",
+    );
+}
+
+#[tokio::test]
+async fn copy_access_is_private_to_its_handle() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), b"original").unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let shared = map(&mut c, req(&sid, "f", "", Access::Write))
+        .await
+        .unwrap()
+        .handle;
+    let copy = map(&mut c, req(&sid, "f", "", Access::Copy))
+        .await
+        .unwrap()
+        .handle;
+    c.write(pb::WriteRequest {
+        handle: copy.clone(),
+        data: "COPY".into(),
+    })
+    .await
+    .unwrap();
+    c.flush(pb::FlushRequest {
+        handle: copy.clone(),
+        offset: None,
+        size: None,
+    })
+    .await
+    .unwrap();
+    let seen = c
+        .read(pb::ReadRequest {
+            handle: shared.clone(),
+            n: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&seen.data[..], b"original");
+    assert_eq!(std::fs::read(server.path("f")).unwrap(), b"original");
+    let mine = c
+        .get_slice(pb::GetSliceRequest {
+            handle: copy,
+            start: None,
+            stop: None,
+            step: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(&mine.into_inner().data[..], b"COPYinal");
+}
+
+#[tokio::test]
+async fn an_expired_lease_closes_its_handles() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), b"data").unwrap();
+    let (mut c, mut admin) = server.clients().await;
+    let short = session(&mut c, 1).await;
+    let kept = session(&mut c, 1).await;
+    let h_short = map(&mut c, req(&short, "f", "a", Access::Default))
+        .await
+        .unwrap()
+        .handle;
+    let h_kept = map(&mut c, req(&kept, "f", "b", Access::Default))
+        .await
+        .unwrap()
+        .handle;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        c.keep_alive(pb::KeepAliveRequest {
+            session_id: kept.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    let err = c
+        .read(pb::ReadRequest {
+            handle: h_short,
+            n: None,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &err,
+        Code::FailedPrecondition,
+        "VALUE_ERROR",
+        "mmap closed or invalid",
+    );
+    let err = c
+        .keep_alive(pb::KeepAliveRequest {
+            session_id: short.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &err,
+        Code::NotFound,
+        "SESSION_NOT_FOUND",
+        &format!("session {short:?} not found or expired"),
+    );
+    let ok = c
+        .read(pb::ReadRequest {
+            handle: h_kept,
+            n: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&ok.data[..], b"data");
+    let sessions = admin
+        .list_sessions(pb::ListSessionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        (sessions[0].session_id.as_str(), sessions[0].handles),
+        (kept.as_str(), 1)
+    );
+    let mappings = admin
+        .list_mappings(pb::ListMappingsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .mappings;
+    assert_eq!(
+        mappings.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
+}
+
+#[tokio::test]
+async fn close_session_closes_handles_and_keeps_writes() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), vec![b'.'; 10]).unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let h = map(&mut c, req(&sid, "f", "", Access::Default))
+        .await
+        .unwrap()
+        .handle;
+    c.write(pb::WriteRequest {
+        handle: h.clone(),
+        data: "saved".into(),
+    })
+    .await
+    .unwrap();
+    c.close_session(pb::CloseSessionRequest {
+        session_id: sid.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(server.path("f")).unwrap(), b"saved.....");
+    let err = c.tell(pb::TellRequest { handle: h }).await.unwrap_err();
+    assert_error(
+        &err,
+        Code::FailedPrecondition,
+        "VALUE_ERROR",
+        "mmap closed or invalid",
+    );
+    let err = c
+        .close_session(pb::CloseSessionRequest { session_id: sid })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_returns_and_keeps_writes() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), vec![0u8; 4096]).unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let h = map(&mut c, req(&sid, "f", "", Access::Default))
+        .await
+        .unwrap()
+        .handle;
+    c.write(pb::WriteRequest {
+        handle: h,
+        data: "unflushed".into(),
+    })
+    .await
+    .unwrap();
+    drop(c);
+    let root = server.shutdown().await;
+    // The server is gone; the file must hold the write.
+    assert_eq!(
+        &std::fs::read(root.path().join("f")).unwrap()[..9],
+        b"unflushed"
+    );
+}
+
+#[tokio::test]
+async fn admin_info_health_and_reflection_answer() {
+    let server = TestServer::start().await;
+    let (_, mut admin) = server.clients().await;
+    let info = admin
+        .get_server_info(pb::GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert!(info.page_size >= 4096 && info.page_size.is_power_of_two());
+    assert_eq!(info.allocation_granularity, info.page_size);
+    assert_eq!(
+        (info.default_chunk_size, info.max_chunk_size),
+        (256 << 10, 4 << 20)
+    );
+
+    let channel = tonic::transport::Channel::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "mmapd.v1.Mmap", "mmapd.v1.Admin"] {
+        let reply = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            reply.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
+    }
+}

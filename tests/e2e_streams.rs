@@ -1,0 +1,247 @@
+//! End-to-end tests of ReadStream and WriteStream: 64 MiB round trips,
+//! cursor versus positional semantics, chunk sizing, and their errors.
+
+mod support;
+
+use futures::StreamExt;
+use mmapd::pb::{self, Access};
+use support::{TestServer, assert_error, map, session};
+use tonic::Code;
+
+const BIG: usize = 64 << 20;
+
+/// Deterministic, position-dependent bytes so a misplaced chunk shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[(i / 7) % 4])
+        .collect()
+}
+
+fn chunks(handle: &str, offset: Option<u64>, data: &[u8], size: usize) -> Vec<pb::WriteChunk> {
+    data.chunks(size)
+        .enumerate()
+        .map(|(i, part)| pb::WriteChunk {
+            handle: if i == 0 {
+                handle.to_owned()
+            } else {
+                String::new()
+            },
+            offset: if i == 0 { offset } else { None },
+            data: bytes::Bytes::copy_from_slice(part),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sixty_four_mib_round_trips_through_the_streams() {
+    let server = TestServer::start().await;
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let m = map(
+        &mut c,
+        pb::MapRequest {
+            session_id: sid,
+            path: "big.bin".into(),
+            length: BIG as i64,
+            create: true,
+            access: Access::Write as i32,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let data = pattern(BIG);
+    let sent = chunks(&m.handle, None, &data, 1 << 20);
+    let written = c
+        .write_stream(futures::stream::iter(sent))
+        .await
+        .unwrap()
+        .into_inner()
+        .written;
+    assert_eq!(written, BIG as u64);
+    // Cursor mode advanced the cursor like write().
+    assert_eq!(
+        c.tell(pb::TellRequest {
+            handle: m.handle.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .position,
+        BIG as u64
+    );
+
+    let mut stream = c
+        .read_stream(pb::ReadStreamRequest {
+            handle: m.handle.clone(),
+            offset: Some(0),
+            length: None,
+            chunk_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::with_capacity(BIG);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        assert_eq!(chunk.offset, got.len() as u64);
+        assert!(chunk.data.len() <= 256 << 10, "default chunk is 256 KiB");
+        got.extend_from_slice(&chunk.data);
+    }
+    assert!(got == data, "64 MiB read back differs");
+    // Positional reads leave the cursor alone.
+    assert_eq!(
+        c.tell(pb::TellRequest {
+            handle: m.handle.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .position,
+        BIG as u64
+    );
+    c.flush(pb::FlushRequest {
+        handle: m.handle.clone(),
+        offset: None,
+        size: None,
+    })
+    .await
+    .unwrap();
+    assert!(
+        std::fs::read(server.path("big.bin")).unwrap() == data,
+        "file on disk differs"
+    );
+}
+
+#[tokio::test]
+async fn cursor_reads_advance_and_chunks_are_capped() {
+    let server = TestServer::start().await;
+    let data = pattern(10 << 20);
+    std::fs::write(server.path("f"), &data).unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let h = map(
+        &mut c,
+        pb::MapRequest {
+            session_id: sid,
+            path: "f".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .handle;
+    c.seek(pb::SeekRequest {
+        handle: h.clone(),
+        pos: 100,
+        whence: 0,
+    })
+    .await
+    .unwrap();
+    let mut stream = c
+        .read_stream(pb::ReadStreamRequest {
+            handle: h.clone(),
+            offset: None,
+            length: Some(9 << 20),
+            chunk_size: u32::MAX,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.data.len() <= 4 << 20, "chunks are capped at 4 MiB");
+        got.extend_from_slice(&chunk.data);
+    }
+    assert!(got[..] == data[100..100 + (9 << 20)]);
+    let pos = c
+        .tell(pb::TellRequest { handle: h.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .position;
+    assert_eq!(pos, 100 + (9 << 20));
+
+    // A positional write past the end fails like write(), after writing
+    // nothing of the offending chunk.
+    let err = c
+        .write_stream(futures::stream::iter(chunks(
+            &h,
+            Some((10 << 20) - 2),
+            b"abc",
+            3,
+        )))
+        .await
+        .unwrap_err();
+    assert_error(&err, Code::OutOfRange, "VALUE_ERROR", "data out of range");
+    let err = c
+        .read_stream(pb::ReadStreamRequest {
+            handle: h.clone(),
+            offset: Some(11 << 20),
+            length: None,
+            chunk_size: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &err,
+        Code::OutOfRange,
+        "VALUE_ERROR",
+        "read offset out of range",
+    );
+    let err = c
+        .write_stream(futures::stream::iter(Vec::new()))
+        .await
+        .unwrap_err();
+    assert_error(
+        &err,
+        Code::InvalidArgument,
+        "INVALID_REQUEST",
+        "WriteStream needs at least one chunk naming the handle",
+    );
+    assert!(
+        std::fs::read(server.path("f")).unwrap() == data,
+        "failed writes changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn unary_reads_larger_than_a_message_are_refused_without_moving_the_cursor() {
+    let server = TestServer::start_with(|c| c.limits.max_message_size = 1 << 20).await;
+    std::fs::write(server.path("f"), vec![1u8; 2 << 20]).unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let h = map(
+        &mut c,
+        pb::MapRequest {
+            session_id: sid,
+            path: "f".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .handle;
+    let err = c
+        .read(pb::ReadRequest {
+            handle: h.clone(),
+            n: None,
+        })
+        .await
+        .unwrap_err();
+    let msg = format!(
+        "reply of {} bytes exceeds the {}-byte message limit; use ReadStream",
+        2 << 20,
+        (1 << 20) - 1024
+    );
+    assert_error(&err, Code::ResourceExhausted, "MESSAGE_TOO_LARGE", &msg);
+    assert_eq!(
+        c.tell(pb::TellRequest { handle: h })
+            .await
+            .unwrap()
+            .into_inner()
+            .position,
+        0
+    );
+}
