@@ -378,3 +378,57 @@ async fn admin_info_health_and_reflection_answer() {
         );
     }
 }
+
+#[tokio::test]
+async fn shrinking_a_file_under_another_mapping_is_refused_not_a_sigbus() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), vec![5u8; 8192]).unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let a = map(&mut c, req(&sid, "f", "a", Access::Write))
+        .await
+        .unwrap()
+        .handle;
+    let b = map(&mut c, req(&sid, "f", "b", Access::Copy))
+        .await
+        .unwrap()
+        .handle;
+    let err = c
+        .resize(pb::ResizeRequest {
+            handle: a.clone(),
+            new_size: 100,
+        })
+        .await
+        .unwrap_err();
+    assert_error(
+        &err,
+        Code::FailedPrecondition,
+        "VALUE_ERROR",
+        "cannot shrink the file below byte 8192: mapping \"b\" still maps it",
+    );
+    assert_eq!(std::fs::metadata(server.path("f")).unwrap().len(), 8192);
+    // The other mapping's last byte is still readable: the server is alive.
+    let last = c
+        .get_item(pb::GetItemRequest {
+            handle: b.clone(),
+            index: -1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(last.into_inner().value, 5);
+    // Growing is always fine, and once the other mapping is gone, so is shrinking.
+    c.resize(pb::ResizeRequest {
+        handle: a.clone(),
+        new_size: 16384,
+    })
+    .await
+    .unwrap();
+    c.close(pb::CloseRequest { handle: b }).await.unwrap();
+    c.resize(pb::ResizeRequest {
+        handle: a,
+        new_size: 100,
+    })
+    .await
+    .unwrap();
+    assert_eq!(std::fs::metadata(server.path("f")).unwrap().len(), 100);
+}

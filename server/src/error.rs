@@ -66,6 +66,15 @@ pub enum Error {
         /// Which argument differs.
         what: &'static str,
     },
+    /// A resize that would cut the file under another live mapping of it
+    /// (CPython would crash with SIGBUS on that mapping's next access).
+    #[error("cannot shrink the file below byte {end}: mapping {other:?} still maps it")]
+    InUse {
+        /// The other mapping's name.
+        other: String,
+        /// Where the other mapping ends in the file.
+        end: u64,
+    },
     /// madvise advice that is dangerous for a shared server or unknown.
     #[error("madvise option {0} is refused by this server")]
     AdviceRefused(i32),
@@ -129,6 +138,7 @@ impl Error {
                 c(Code::AlreadyExists, "MAPPING_CONFLICT", "ValueError")
             }
             Error::AdviceRefused(_) => c(Code::InvalidArgument, "VALUE_ERROR", "ValueError"),
+            Error::InUse { .. } => c(Code::FailedPrecondition, "VALUE_ERROR", "ValueError"),
             Error::TooLarge { .. } => {
                 c(Code::ResourceExhausted, "MESSAGE_TOO_LARGE", "MemoryError")
             }
@@ -152,7 +162,9 @@ impl Error {
             Error::SessionNotFound(id) => {
                 md.insert("session_id".into(), id.clone());
             }
-            Error::MappingNotFound(name) | Error::MappingConflict { name, .. } => {
+            Error::MappingNotFound(name)
+            | Error::MappingConflict { name, .. }
+            | Error::InUse { other: name, .. } => {
                 md.insert("name".into(), name.clone());
             }
             Error::AdviceRefused(option) => {

@@ -6,10 +6,13 @@
 use std::{
     fs::File,
     os::fd::AsFd,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
 };
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustix::io::Errno;
 
 use crate::{
@@ -71,6 +74,15 @@ pub enum Backing {
     Anonymous,
 }
 
+/// Every live mapping of one file (inode), under whatever names. Shrinking
+/// the file under another mapping would SIGBUS the whole server, so the
+/// creations and resizes of one file serialize on its group and a resize
+/// may not cut below another member's end.
+#[derive(Debug, Default)]
+pub struct FileGroup {
+    members: Mutex<Vec<Weak<Mapping>>>,
+}
+
 /// What a new mapping is made of, after the arguments were checked.
 #[derive(Debug)]
 pub struct Spec {
@@ -88,6 +100,8 @@ pub struct Spec {
     pub offset: i64,
     /// The access of the creating handle.
     pub access: Access,
+    /// The other mappings of the same file; `None` when anonymous.
+    pub group: Option<Arc<FileGroup>>,
 }
 
 /// A live mapping.
@@ -101,13 +115,30 @@ pub struct Mapping {
     file_writable: bool,
     region: RwLock<Region>,
     handles: AtomicU32,
+    /// `offset + len`, readable without the region lock by the group's
+    /// shrink check.
+    end: AtomicU64,
+    group: Option<Arc<FileGroup>>,
 }
 
 impl Mapping {
     /// Checks the arguments as `mmap.mmap(fd, length, access=, offset=)` does
     /// and maps. `spec.length`/`spec.offset` signs were checked by the caller
     /// (they come before opening the file in CPython's flow).
-    pub fn create(spec: Spec) -> Result<Mapping> {
+    pub fn create(spec: Spec) -> Result<Arc<Mapping>> {
+        let group = spec.group.clone();
+        // Hold the group so no sibling shrinks the file between our size
+        // check and our mmap.
+        let mut members = group.as_ref().map(|g| g.members.lock());
+        let mapping = Arc::new(Self::create_unlocked(spec)?);
+        if let Some(members) = members.as_mut() {
+            members.retain(|m| m.strong_count() > 0);
+            members.push(Arc::downgrade(&mapping));
+        }
+        Ok(mapping)
+    }
+
+    fn create_unlocked(spec: Spec) -> Result<Mapping> {
         let Spec {
             name,
             backing,
@@ -116,6 +147,7 @@ impl Mapping {
             length,
             offset,
             access,
+            group,
         } = spec;
         let mut len = length;
         let path = match &backing {
@@ -165,6 +197,8 @@ impl Mapping {
             file_writable,
             region: RwLock::new(region),
             handles: AtomicU32::new(0),
+            end: AtomicU64::new(offset as u64 + len as u64),
+            group,
         })
     }
 
@@ -234,17 +268,35 @@ impl Mapping {
             Backing::File { .. } => self.offset + new_len,
             Backing::Anonymous => new_len,
         };
+        let members = self.group.as_ref().map(|g| g.members.lock());
+        // CPython would truncate under the sibling and crash on its next
+        // access; refuse instead, before anything changes.
+        let blocker = members
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter_map(Weak::upgrade)
+            .find(|m| {
+                !std::ptr::eq(Arc::as_ptr(m), self) && m.end.load(Ordering::Acquire) > file_len
+            });
+        if let Some(other) = blocker {
+            return Err(Error::InUse {
+                other: other.name.clone(),
+                end: other.end.load(Ordering::Acquire),
+            });
+        }
         self.file
             .set_len(file_len)
             .map_err(|e| Error::os(&e, None))?;
         region
             .resize(new_len as usize)
-            .map_err(|e| Error::os(&e, None))
+            .map_err(|e| Error::os(&e, None))?;
+        self.end.store(self.offset + new_len, Ordering::Release);
+        Ok(())
     }
 
     /// A private (ACCESS_COPY) mapping of the same bytes, for a handle that
     /// attaches by name with copy access.
-    pub fn private_copy(&self, name: String) -> Result<Mapping> {
+    pub fn private_copy(&self, name: String) -> Result<Arc<Mapping>> {
         let file = self
             .file
             .try_clone()
@@ -257,6 +309,7 @@ impl Mapping {
             length: self.len() as i64,
             offset: self.offset as i64,
             access: Access::Copy,
+            group: self.group.clone(),
         })
     }
 

@@ -6,7 +6,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
@@ -17,7 +17,7 @@ use rustix::io::Errno;
 use crate::{
     error::{Error, Result},
     handle::Handle,
-    mapping::{Access, Backing, Mapping, Spec},
+    mapping::{Access, Backing, FileGroup, Mapping, Spec},
     paths::Root,
 };
 
@@ -91,6 +91,8 @@ pub struct Registry {
     /// Shared mappings by name. Private (ACCESS_COPY) mappings are owned by
     /// their handle alone and are listed through the handle table.
     names: Mutex<HashMap<String, Arc<Mapping>>>,
+    /// Mappings grouped by inode, so resizes cannot cut under siblings.
+    groups: Mutex<HashMap<(u64, u64), Weak<FileGroup>>>,
 }
 
 impl Registry {
@@ -102,6 +104,7 @@ impl Registry {
             sessions: Mutex::default(),
             handles: DashMap::new(),
             names: Mutex::default(),
+            groups: Mutex::default(),
         }
     }
 
@@ -228,7 +231,7 @@ impl Registry {
         if let Some(existing) = names.get(&name).cloned() {
             check_attach(&existing, args, normalized.as_deref(), access)?;
             if access == Access::Copy {
-                let copy = Arc::new(existing.private_copy(name)?);
+                let copy = existing.private_copy(name)?;
                 copy.attach();
                 return Ok(copy);
             }
@@ -262,6 +265,7 @@ impl Registry {
                     matches!(access, Access::Read | Access::Copy),
                     create_len,
                 )?;
+                let group = Some(self.file_group(&opened.file)?);
                 Spec {
                     name,
                     backing: Backing::File { path: opened.path },
@@ -270,6 +274,7 @@ impl Registry {
                     length: args.length,
                     offset: args.offset,
                     access,
+                    group,
                 }
             }
             None => {
@@ -288,12 +293,27 @@ impl Registry {
                     length: args.length,
                     offset: args.offset,
                     access,
+                    group: None,
                 }
             }
         };
-        let mapping = Arc::new(Mapping::create(spec)?);
+        let mapping = Mapping::create(spec)?;
         mapping.attach();
         Ok(mapping)
+    }
+
+    /// The group of every mapping of `file`'s inode, whatever its name.
+    fn file_group(&self, file: &std::fs::File) -> Result<Arc<FileGroup>> {
+        let st = rustix::fs::fstat(file).map_err(|e| Error::errno(e.raw_os_error()))?;
+        let mut groups = self.groups.lock();
+        groups.retain(|_, g| g.strong_count() > 0);
+        let key = (st.st_dev, st.st_ino);
+        if let Some(group) = groups.get(&key).and_then(Weak::upgrade) {
+            return Ok(group);
+        }
+        let group = Arc::new(FileGroup::default());
+        groups.insert(key, Arc::downgrade(&group));
+        Ok(group)
     }
 
     /// Closes a handle; flushes and unmaps its mapping if it was the last.

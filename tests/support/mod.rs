@@ -132,9 +132,12 @@ pub fn assert_error(
     let infos: Vec<_> = status
         .get_error_details_vec()
         .into_iter()
-        .filter_map(|d| match d {
-            ErrorDetail::ErrorInfo(info) => Some(info),
-            _ => None,
+        .filter_map(|d| {
+            if let ErrorDetail::ErrorInfo(info) = d {
+                Some(info)
+            } else {
+                None
+            }
         })
         .collect();
     assert_eq!(infos.len(), 1, "exactly one ErrorInfo in {status:?}");
