@@ -1,6 +1,39 @@
 //! The `mmapd` library: the generated gRPC stubs for the wire contract in
 //! `proto/mmapd/v1/mmapd.proto` and the Rust client.
+//!
+//! A [`Client`] opens [`Session`]s (leases the server expires unless renewed;
+//! the session renews itself in the background), and a session maps files or
+//! anonymous regions into [`RemoteMmap`] handles whose methods mirror
+//! CPython's `mmap` object. Handles also implement tokio's `AsyncRead`,
+//! `AsyncWrite` and `AsyncSeek`.
+//!
+//! ```no_run
+//! use mmapd::{Client, MapOptions, Whence};
+//!
+//! # async fn demo() -> Result<(), mmapd::Error> {
+//! let client = Client::connect("http://127.0.0.1:50051").await?;
+//! let session = client.open_session("example", None).await?;
+//! let mut map = session.map(MapOptions::file("data.bin").length(4096).create(true)).await?;
+//! map.write(b"hello").await?;
+//! map.seek(0, Whence::Set).await?;
+//! assert_eq!(&map.read(Some(5)).await?[..], b"hello");
+//! map.flush(None, None).await?;
+//! map.close().await?;
+//! session.close().await?;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+mod client;
+mod error;
+mod io;
+mod remote;
+
+pub use client::{Client, MAX_MESSAGE_SIZE, MapOptions, Session};
+pub use error::{Error, code_name};
+pub use pb::{Access, Advice, Whence};
+pub use remote::{ReadChunks, RemoteMmap};
 
 /// Generated protobuf messages and tonic stubs for `mmapd.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -9,4 +42,5 @@ pub mod pb {
 }
 
 /// The encoded `FileDescriptorSet` of the proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mmapd_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/mmapd_descriptor.bin"));
