@@ -432,3 +432,64 @@ async fn shrinking_a_file_under_another_mapping_is_refused_not_a_sigbus() {
     .unwrap();
     assert_eq!(std::fs::metadata(server.path("f")).unwrap().len(), 100);
 }
+
+#[tokio::test]
+async fn other_bounds_of_one_path_get_their_own_mapping_unless_named() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), vec![1u8; 8192]).unwrap();
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let whole = map(&mut c, req(&sid, "f", "", Access::Default))
+        .await
+        .unwrap();
+    let same = map(&mut c, req(&sid, "f", "", Access::Default))
+        .await
+        .unwrap();
+    assert_eq!(
+        same.name, "f",
+        "same bounds share the default-named mapping"
+    );
+    let part = map(
+        &mut c,
+        pb::MapRequest {
+            length: 10,
+            ..req(&sid, "f", "", Access::Default)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(part.name.starts_with("f#"), "{}", part.name);
+    assert_eq!(part.length, 10);
+    // Both see one file's bytes, as two CPython objects would.
+    c.write(pb::WriteRequest {
+        handle: part.handle.clone(),
+        data: "xy".into(),
+    })
+    .await
+    .unwrap();
+    let seen = c
+        .read(pb::ReadRequest {
+            handle: whole.handle.clone(),
+            n: Some(2),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&seen.data[..], b"xy");
+    // With an explicit name, other bounds are a conflict.
+    let err = map(
+        &mut c,
+        pb::MapRequest {
+            length: 10,
+            ..req(&sid, "f", "f", Access::Default)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_error(
+        &err,
+        Code::AlreadyExists,
+        "MAPPING_CONFLICT",
+        "mapping \"f\" already exists with a different length",
+    );
+}

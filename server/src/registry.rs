@@ -222,21 +222,30 @@ impl Registry {
             "" => None,
             p => Some(Root::normalize(p)?),
         };
-        let name = match (&args.name, &normalized) {
+        let mut name = match (&args.name, &normalized) {
             (n, _) if !n.is_empty() => n.clone(),
             (_, Some(path)) => path.clone(),
             (_, None) => format!("anon-{}", uuid::Uuid::new_v4().simple()),
         };
         let mut names = self.names.lock();
         if let Some(existing) = names.get(&name).cloned() {
-            check_attach(&existing, args, normalized.as_deref(), access)?;
-            if access == Access::Copy {
-                let copy = existing.private_copy(name)?;
-                copy.attach();
-                return Ok(copy);
+            match check_attach(&existing, args, normalized.as_deref(), access) {
+                Ok(()) if access == Access::Copy => {
+                    let copy = existing.private_copy(name)?;
+                    copy.attach();
+                    return Ok(copy);
+                }
+                Ok(()) => {
+                    existing.attach();
+                    return Ok(existing);
+                }
+                // Without an explicit name this is what CPython does with two
+                // mmap objects over other bounds of one file: two mappings.
+                Err(Error::MappingConflict { .. }) if args.name.is_empty() => {
+                    name = format!("{name}#{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+                }
+                Err(err) => return Err(err),
             }
-            existing.attach();
-            return Ok(existing);
         }
         if normalized.is_none() && !args.name.is_empty() && args.length == 0 {
             return Err(Error::MappingNotFound(name));
