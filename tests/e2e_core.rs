@@ -688,6 +688,32 @@ async fn anonymous_regions_grow_without_sigbus() {
         .await
         .unwrap();
     assert_eq!(last.into_inner().value, 9);
+    // An offset is accepted and ignored, as by MAP_ANONYMOUS.
+    let at = map(
+        &mut c,
+        pb::MapRequest {
+            session_id: sid.clone(),
+            length: 100,
+            offset: 4096,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let last = c
+        .get_item(pb::GetItemRequest {
+            handle: at.handle.clone(),
+            index: 99,
+        })
+        .await
+        .unwrap();
+    assert_eq!(last.into_inner().value, 0);
+    let stat = c
+        .stat(pb::StatRequest { handle: at.handle })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stat.offset, stat.length, stat.size), (4096, 100, 100));
     let zero = map(
         &mut c,
         pb::MapRequest {

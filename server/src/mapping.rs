@@ -186,8 +186,12 @@ impl Mapping {
             Access::Read | Access::Default | Access::Write => Sharing::SharedWrite,
         };
         let len = usize::try_from(len).map_err(|_| Error::errno(Errno::NOMEM.raw_os_error()))?;
+        // MAP_ANONYMOUS ignores the offset; our memfd stand-in holds just
+        // `len` bytes, so it is mapped from 0 (mapping at the offset would
+        // put every page past the memfd's end: SIGBUS).
+        let file_offset = if path.is_some() { offset as u64 } else { 0 };
         let region =
-            Region::map(&file, offset as u64, len, sharing).map_err(|e| Error::os(&e, None))?;
+            Region::map(&file, file_offset, len, sharing).map_err(|e| Error::os(&e, None))?;
         Ok(Mapping {
             name,
             backing,
