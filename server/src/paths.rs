@@ -78,16 +78,25 @@ impl Root {
     ) -> Result<Opened> {
         let rel = Self::normalize(path)?;
         let base = OFlags::CLOEXEC | OFlags::NOCTTY;
-        let (fd, writable) = match self.open_at(&rel, base | OFlags::RDWR) {
-            Ok(fd) => (fd, true),
-            Err(Errno::NOENT) if create_len.is_some() => (
-                self.open_at(&rel, base | OFlags::RDWR | OFlags::CREATE)
-                    .map_err(|e| os(e, &rel))?,
-                true,
-            ),
+        let rdwr = base | OFlags::RDWR;
+        let (fd, writable, created) = match self.open_at(&rel, rdwr) {
+            Ok(fd) => (fd, true, false),
+            Err(Errno::NOENT) if create_len.is_some() => {
+                match self.open_at(&rel, rdwr | OFlags::CREATE | OFlags::EXCL) {
+                    Ok(fd) => (fd, true, true),
+                    // Someone created it first: theirs it is, as it stands.
+                    Err(Errno::EXIST) => (
+                        self.open_at(&rel, rdwr).map_err(|e| os(e, &rel))?,
+                        true,
+                        false,
+                    ),
+                    Err(e) => return Err(os(e, &rel)),
+                }
+            }
             Err(Errno::ACCESS | Errno::PERM | Errno::ROFS) if read_only_ok => (
                 self.open_at(&rel, base | OFlags::RDONLY)
                     .map_err(|e| os(e, &rel))?,
+                false,
                 false,
             ),
             Err(e) => return Err(os(e, &rel)),
@@ -100,10 +109,9 @@ impl Root {
                 path: Some(rel),
             });
         }
-        if let Some(len) = create_len
-            && meta.len() == 0
-            && len > 0
-        {
+        // Only a file we just made gets sized: an existing file, even an
+        // empty one, is mapped as it is (CPython never grows a file on map).
+        if created && let Some(len) = create_len.filter(|&len| len > 0) {
             file.set_len(len).map_err(|e| Error::os(&e, Some(&rel)))?;
         }
         Ok(Opened {
@@ -168,5 +176,16 @@ mod tests {
         std::fs::write(root_dir.join("inside"), b"y").unwrap();
         std::os::unix::fs::symlink("inside", root_dir.join("ok")).unwrap();
         assert!(root.open_file("ok", true, None).is_ok());
+    }
+
+    #[test]
+    fn create_sizes_only_files_it_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::open(tmp.path()).unwrap();
+        let made = root.open_file("new", false, Some(10)).unwrap();
+        assert_eq!(made.file.metadata().unwrap().len(), 10);
+        std::fs::write(tmp.path().join("empty"), b"").unwrap();
+        let kept = root.open_file("empty", false, Some(10)).unwrap();
+        assert_eq!(kept.file.metadata().unwrap().len(), 0);
     }
 }
