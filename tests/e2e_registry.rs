@@ -493,3 +493,99 @@ async fn other_bounds_of_one_path_get_their_own_mapping_unless_named() {
         "mapping \"f\" already exists with a different length",
     );
 }
+
+#[tokio::test]
+async fn a_failed_create_leaves_no_file_and_whole_file_maps_do_not_attach_to_windows() {
+    let server = TestServer::start().await;
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let unaligned = pb::MapRequest {
+        create: true,
+        length: 10,
+        offset: 1,
+        ..req(&sid, "n", "", Access::Default)
+    };
+    let err = map(&mut c, unaligned).await.unwrap_err();
+    assert_error(
+        &err,
+        Code::InvalidArgument,
+        "OS_ERROR",
+        "[Errno 22] Invalid argument",
+    );
+    assert!(
+        !server.path("n").exists(),
+        "the failed Map removed the file it created"
+    );
+    let huge = pb::MapRequest {
+        create: true,
+        length: i64::MAX,
+        offset: 4096,
+        ..req(&sid, "h", "", Access::Default)
+    };
+    let err = map(&mut c, huge).await.unwrap_err();
+    assert_error(
+        &err,
+        Code::InvalidArgument,
+        "OVERFLOW_ERROR",
+        "mmap offset + length is too large",
+    );
+    assert!(!server.path("h").exists());
+
+    std::fs::write(server.path("f"), vec![0u8; 8192]).unwrap();
+    let window = map(
+        &mut c,
+        pb::MapRequest {
+            length: 4096,
+            ..req(&sid, "f", "", Access::Default)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(window.name, "f");
+    // mmap(fd, 0) is the whole file, as in CPython, not the 4096-byte window.
+    let whole = map(&mut c, req(&sid, "f", "", Access::Default))
+        .await
+        .unwrap();
+    assert_eq!(whole.length, 8192);
+    assert_ne!(whole.name, "f");
+}
+
+#[tokio::test]
+async fn a_copy_of_an_anonymous_region_blocks_shrinking_it() {
+    let server = TestServer::start().await;
+    let (mut c, _) = server.clients().await;
+    let sid = session(&mut c, 0).await;
+    let anon = pb::MapRequest {
+        length: 8192,
+        ..req(&sid, "", "region", Access::Default)
+    };
+    let shared = map(&mut c, anon).await.unwrap().handle;
+    c.set_item(pb::SetItemRequest {
+        handle: shared.clone(),
+        index: 8000,
+        value: 3,
+    })
+    .await
+    .unwrap();
+    let copy = map(&mut c, req(&sid, "", "region", Access::Copy))
+        .await
+        .unwrap()
+        .handle;
+    let err = c
+        .resize(pb::ResizeRequest {
+            handle: shared.clone(),
+            new_size: 4096,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    // Before the fix this read raised SIGBUS in the server.
+    let byte = c
+        .get_item(pb::GetItemRequest {
+            handle: copy,
+            index: 8000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(byte.into_inner().value, 3);
+}

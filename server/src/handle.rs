@@ -142,7 +142,7 @@ impl Handle {
             if *pos >= len_of(&region) {
                 return Err(Error::PastEnd("read byte out of range".into()));
             }
-            let byte = region.with_bytes(*pos as usize..*pos as usize + 1, |b| b[0]);
+            let byte = region.byte(*pos as usize);
             *pos += 1;
             Ok(byte)
         })
@@ -158,9 +158,7 @@ impl Handle {
             }
             let start = *pos as usize;
             let end = region.with_bytes(start..len as usize, |b| {
-                b.iter()
-                    .position(|&c| c == b'\n')
-                    .map_or(len as usize, |i| start + i + 1)
+                memchr::memchr(b'\n', b).map_or(len as usize, |i| start + i + 1)
             });
             if (end - start) as u64 > max {
                 return Err(Error::TooLarge {
@@ -184,7 +182,7 @@ impl Handle {
                 return Err(Error::PastEnd("data out of range".into()));
             }
             let start = *pos as usize;
-            region.with_bytes_mut(start..start + data.len(), |b| b.copy_from_slice(data));
+            region.write_at(start, data);
             *pos += data.len() as i64;
             Ok(data.len() as u64)
         })
@@ -200,7 +198,7 @@ impl Handle {
             if *pos >= len_of(&region) {
                 return Err(Error::PastEnd("write byte out of range".into()));
             }
-            region.with_bytes_mut(*pos as usize..*pos as usize + 1, |b| b[0] = byte);
+            region.set_byte(*pos as usize, byte);
             *pos += 1;
             Ok(())
         })
@@ -273,29 +271,31 @@ impl Handle {
 
     /// `m.flush([offset[, size]])`: durable on disk when it returns Ok.
     pub fn flush(&self, offset: Option<i64>, size: Option<i64>) -> Result<()> {
-        self.open(|_| {
-            let region = self.mapping.region().read();
-            let len = len_of(&region);
+        let sync = self.open(|_| {
+            let len = self.mapping.len() as i64;
             let offset = offset.unwrap_or(0);
             let size = size.unwrap_or(len);
             if size < 0 || offset < 0 || len - offset < size {
                 return Err(Error::PastEnd("flush values out of range".into()));
             }
             if !self.access.writes_through() {
-                return Ok(());
+                return Ok(false);
             }
             // msync(2)'s own checks, made here so an unaligned offset fails
-            // with CPython's EINVAL rather than being aligned by memmap2.
+            // with CPython's EINVAL.
             if offset as usize % mem::page_size() != 0 {
                 return Err(Error::errno(Errno::INVAL.raw_os_error()));
             }
-            if size == 0 {
-                return Ok(());
-            }
-            region
-                .flush(offset as usize, size as usize)
-                .map_err(|e| Error::os(&e, None))
-        })
+            Ok(size > 0)
+        })?;
+        // fdatasync writes back every page dirtied through any mapping of
+        // the file, so it needs neither the cursor nor the region lock: a
+        // slow disk does not stall readers and writers of this mapping.
+        if sync {
+            self.mapping.sync_data()
+        } else {
+            Ok(())
+        }
     }
 
     /// `m.move(dest, src, count)`.
@@ -310,7 +310,7 @@ impl Handle {
                 ));
             }
             let (dest, src, count) = (dest as usize, src as usize, count as usize);
-            region.with_bytes_mut(0..len as usize, |b| b.copy_within(src..src + count, dest));
+            region.copy_within(src, dest, count);
             Ok(())
         })
     }
@@ -334,6 +334,9 @@ impl Handle {
                     "new size out of range: cannot resize to 0 bytes".into(),
                 ));
             }
+            // Reserve the blocks before taking the lock: a full disk fails
+            // here, cleanly, instead of as SIGBUS on a later page fault.
+            self.mapping.reserve(new_size as u64)?;
             let mut region = self.mapping.region().write();
             self.mapping.resize_locked(&mut region, new_size as u64)?;
             Ok(new_size as u64)
@@ -371,7 +374,7 @@ impl Handle {
         self.open(|_| {
             let region = self.mapping.region().read();
             let i = item_index(index, len_of(&region))?;
-            Ok(region.with_bytes(i..i + 1, |b| b[0]))
+            Ok(region.byte(i))
         })
     }
 
@@ -386,7 +389,7 @@ impl Handle {
                     "mmap item value must be in range(0, 256)".into(),
                 ));
             }
-            region.with_bytes_mut(i..i + 1, |b| b[0] = value as u8);
+            region.set_byte(i, value as u8);
             Ok(())
         })
     }
@@ -435,11 +438,13 @@ impl Handle {
             if data.len() != sel.count {
                 return Err(Error::WrongSize("mmap slice assignment is wrong size"));
             }
-            region.with_bytes_mut(0..len, |b| {
+            if sel.step == 1 {
+                region.write_at(sel.start as usize, data);
+            } else {
                 for (i, &byte) in sel.indices().zip(data) {
-                    b[i] = byte;
+                    region.set_byte(i, byte);
                 }
-            });
+            }
             Ok(())
         })
     }
@@ -478,7 +483,8 @@ impl Handle {
             let start = start.min(end);
             let n = ((end - start) as usize).min(max);
             let data = region.copy_out(start as usize..start as usize + n);
-            if let At::Cursor = at {
+            // Like read(): a cursor past the end stays where it is.
+            if let (At::Cursor, true) = (at, n > 0) {
                 *pos = (start + n as u64) as i64;
             }
             Ok((start, data))
@@ -500,7 +506,7 @@ impl Handle {
                 return Err(Error::PastEnd("data out of range".into()));
             }
             let s = start as usize;
-            region.with_bytes_mut(s..s + data.len(), |b| b.copy_from_slice(data));
+            region.write_at(s, data);
             if let At::Cursor = at {
                 *pos = (start + data.len() as u64) as i64;
             }
@@ -558,18 +564,15 @@ fn safe_advice(option: i32) -> Result<Advice> {
     })
 }
 
+/// `bytes.find`: linear-time (`memmem`), like CPython's fast search, so
+/// a pathological needle cannot pin a worker.
 fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
+/// `bytes.rfind`, linear-time.
 fn rfind_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(hay.len());
-    }
-    hay.windows(needle.len()).rposition(|w| w == needle)
+    memchr::memmem::rfind(hay, needle)
 }
 
 #[cfg(test)]

@@ -201,7 +201,7 @@ impl Mapping {
             file_writable,
             region: RwLock::new(region),
             handles: AtomicU32::new(0),
-            end: AtomicU64::new(offset as u64 + len as u64),
+            end: AtomicU64::new(file_offset + len as u64),
             group,
         })
     }
@@ -265,13 +265,33 @@ impl Mapping {
         &self.region
     }
 
+    /// Where a region of `len` bytes ends in the file (memfds map from 0).
+    fn extent(&self, len: u64) -> u64 {
+        match self.backing {
+            Backing::File { .. } => self.offset + len,
+            Backing::Anonymous => len,
+        }
+    }
+
+    /// Reserves the blocks a resize to `new_len` will need.
+    pub fn reserve(&self, new_len: u64) -> Result<()> {
+        let current = self.file.metadata().map_err(|e| Error::os(&e, None))?.len();
+        reserve(&self.file, current, self.extent(new_len))
+    }
+
+    /// `fdatasync`: every page dirtied through any mapping of the file is on
+    /// disk when it returns.
+    pub fn sync_data(&self) -> Result<()> {
+        match self.backing {
+            Backing::File { .. } => self.file.sync_data().map_err(|e| Error::os(&e, None)),
+            Backing::Anonymous => Ok(()),
+        }
+    }
+
     /// Resizes the file (or memfd) and the region, in CPython's order.
     /// The caller holds the write lock and passes the region in.
     pub fn resize_locked(&self, region: &mut Region, new_len: u64) -> Result<()> {
-        let file_len = match self.backing {
-            Backing::File { .. } => self.offset + new_len,
-            Backing::Anonymous => new_len,
-        };
+        let file_len = self.extent(new_len);
         let members = self.group.as_ref().map(|g| g.members.lock());
         // CPython would truncate under the sibling and crash on its next
         // access; refuse instead, before anything changes.
@@ -294,7 +314,7 @@ impl Mapping {
         region
             .resize(new_len as usize)
             .map_err(|e| Error::os(&e, None))?;
-        self.end.store(self.offset + new_len, Ordering::Release);
+        self.end.store(file_len, Ordering::Release);
         Ok(())
     }
 
@@ -342,5 +362,18 @@ impl Mapping {
         region
             .flush(0, region.len())
             .map_err(|e| Error::os(&e, None))
+    }
+}
+
+/// Allocates the blocks of `from..to` without changing the file's size, so
+/// that pages later faulted in there cannot hit a full disk (SIGBUS). File
+/// systems without fallocate keep today's sparse behaviour.
+pub fn reserve(file: &File, from: u64, to: u64) -> Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, from, to - from) {
+        Ok(()) | Err(Errno::OPNOTSUPP | Errno::NOSYS) => Ok(()),
+        Err(e) => Err(Error::errno(e.raw_os_error())),
     }
 }

@@ -3,16 +3,19 @@
 //! scoped accessors, which is where SIGBUS protection and zero-copy reads
 //! will live.
 //!
-//! Soundness rests on two rules the rest of the server keeps:
+//! Soundness rests on three rules the rest of the server keeps:
 //! - a `Region` is only reached through the `RwLock` of its mapping, so
 //!   `&Region` (shared read) and `&mut Region` (exclusive write, remap) are
 //!   never held at the same time inside this process;
 //! - slices handed to closures never escape them, so a remap cannot leave a
-//!   dangling slice behind.
+//!   dangling slice behind;
+//! - writes go through raw-pointer copies, never `&mut [u8]`, because other
+//!   mappings of the same file (and other processes) share the pages.
 //!
-//! Other processes (or other mappings of the same file) may still change the
-//! bytes underneath; like every mmap user we treat that as a data race on
-//! plain bytes, never on Rust invariants: we only copy bytes in and out.
+//! What remains is the caveat of every mmap reader: bytes under a `&[u8]`
+//! scan may change if another mapping of the file writes them meanwhile.
+//! A file truncated under a mapping by another process still raises SIGBUS;
+//! guarding against that is planned here.
 #![allow(unsafe_code)]
 
 use std::{fs::File, io, ops::Range};
@@ -70,51 +73,98 @@ impl Region {
         self.sharing
     }
 
-    /// Runs `f` over the bytes in `range`.
+    fn check(&self, at: usize, len: usize) {
+        assert!(
+            at <= self.len() && len <= self.len() - at,
+            "range outside region"
+        );
+    }
+
+    /// Runs `f` over the bytes in `range`, for scans (find, readline,
+    /// strided slices) that would be wasteful as a copy.
     ///
     /// # Panics
     /// If `range` is not within the region (a bug in the caller's checks).
     pub fn with_bytes<R>(&self, range: Range<usize>, f: impl FnOnce(&[u8]) -> R) -> R {
-        assert!(
-            range.start <= range.end && range.end <= self.len(),
-            "range outside region"
-        );
+        assert!(range.start <= range.end, "range outside region");
+        self.check(range.start, range.end - range.start);
         // SAFETY: the range is inside the live mapping (checked above); the
-        // caller holds a shared lock, so no `&mut Region` exists and no remap
-        // can run while the slice lives; the slice does not outlive `f`.
+        // caller holds the region's shared lock, so no remap can run while
+        // the slice lives, and the slice does not outlive `f`. Within this
+        // `Region` nothing writes meanwhile (writers need `&mut`). Another
+        // mapping of the same file (or another process) may still write the
+        // same pages: the caveat every mmap reader lives with. Mutation in
+        // this module never creates `&mut [u8]` (it copies through raw
+        // pointers), so at least no Rust reference of ours is ever written.
         let bytes = unsafe {
             std::slice::from_raw_parts(self.map.as_ptr().add(range.start), range.end - range.start)
         };
         f(bytes)
     }
 
-    /// Runs `f` over the bytes in `range`, mutably.
-    ///
-    /// # Panics
-    /// If `range` is not within the region, or the region is read-only.
-    pub fn with_bytes_mut<R>(&mut self, range: Range<usize>, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        assert!(
-            range.start <= range.end && range.end <= self.len(),
-            "range outside region"
-        );
+    /// Copies the bytes in `range` out.
+    pub fn copy_out(&self, range: Range<usize>) -> Vec<u8> {
+        assert!(range.start <= range.end, "range outside region");
+        let len = range.end - range.start;
+        self.check(range.start, len);
+        let mut out = Vec::with_capacity(len);
+        // SAFETY: the source range is inside the live mapping (checked), the
+        // shared lock keeps it mapped, and `out` has `len` bytes of capacity
+        // that cannot overlap a mapping we own.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(range.start),
+                out.as_mut_ptr(),
+                len,
+            );
+            out.set_len(len);
+        }
+        out
+    }
+
+    /// The byte at `at`.
+    pub fn byte(&self, at: usize) -> u8 {
+        self.check(at, 1);
+        // SAFETY: `at` is inside the live mapping (checked); shared lock held.
+        unsafe { self.map.as_ptr().add(at).read() }
+    }
+
+    fn check_writable(&self, at: usize, len: usize) {
+        self.check(at, len);
         assert!(
             self.sharing != Sharing::SharedRead,
             "write to a read-only region"
         );
-        // SAFETY: as in `with_bytes`, and `&mut self` proves exclusive
-        // access within this process; the pages are mapped writable.
-        let bytes = unsafe {
-            std::slice::from_raw_parts_mut(
-                self.map.as_mut_ptr().add(range.start),
-                range.end - range.start,
-            )
-        };
-        f(bytes)
     }
 
-    /// Copies the bytes in `range` out.
-    pub fn copy_out(&self, range: Range<usize>) -> Vec<u8> {
-        self.with_bytes(range, <[u8]>::to_vec)
+    /// Copies `src` into the region at `at`.
+    pub fn write_at(&mut self, at: usize, src: &[u8]) {
+        self.check_writable(at, src.len());
+        // SAFETY: the destination is inside the live, writable mapping
+        // (checked); `&mut self` means no slice of ours points into it and
+        // no remap runs; `src` is a caller's buffer, not mapped by us.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_mut_ptr().add(at), src.len())
+        }
+    }
+
+    /// Sets the byte at `at`.
+    pub fn set_byte(&mut self, at: usize, value: u8) {
+        self.check_writable(at, 1);
+        // SAFETY: as in `write_at`.
+        unsafe { self.map.as_mut_ptr().add(at).write(value) }
+    }
+
+    /// `memmove` of `count` bytes from `src` to `dest` within the region.
+    pub fn copy_within(&mut self, src: usize, dest: usize, count: usize) {
+        self.check_writable(src, count);
+        self.check_writable(dest, count);
+        // SAFETY: both ranges are inside the live, writable mapping
+        // (checked); `ptr::copy` allows overlap, like memmove.
+        unsafe {
+            let base = self.map.as_mut_ptr();
+            std::ptr::copy(base.add(src), base.add(dest), count);
+        }
     }
 
     /// `msync(MS_SYNC)` of a page-aligned range inside the region.

@@ -31,6 +31,8 @@ pub struct Opened {
     pub writable: bool,
     /// The normalized relative path.
     pub path: String,
+    /// This call created the file.
+    pub created: bool,
 }
 
 impl Root {
@@ -118,7 +120,16 @@ impl Root {
             file,
             writable,
             path: rel,
+            created,
         })
+    }
+
+    /// Removes a file this server created, when the Map that created it
+    /// failed. Best effort: the failure being reported matters more.
+    pub fn remove(&self, rel: &str) {
+        if let Err(err) = rustix::fs::unlinkat(&self.dir, rel, rustix::fs::AtFlags::empty()) {
+            tracing::warn!(path = rel, %err, "could not remove a file left by a failed Map");
+        }
     }
 
     fn open_at(&self, rel: &str, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {

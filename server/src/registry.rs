@@ -100,7 +100,8 @@ impl Registry {
     pub fn new(root: Root, default_ttl: Duration) -> Registry {
         Registry {
             root,
-            default_ttl,
+            // An operator's huge TTL must not overflow `Instant + ttl`.
+            default_ttl: default_ttl.clamp(Duration::from_secs(1), MAX_TTL),
             sessions: Mutex::default(),
             handles: DashMap::new(),
             names: Mutex::default(),
@@ -154,27 +155,34 @@ impl Registry {
             .lock()
             .remove(id)
             .ok_or_else(|| Error::SessionNotFound(id.to_owned()))?;
-        let handles: Vec<String> = session.handles.lock().drain().collect();
-        for handle in handles {
-            self.close_handle(&handle);
-        }
+        self.close_handles_of(&session);
         tracing::info!(session = %id, "session closed");
         Ok(())
     }
 
+    fn close_handles_of(&self, session: &Session) {
+        let handles: Vec<String> = session.handles.lock().drain().collect();
+        for handle in handles {
+            self.close_handle(&handle);
+        }
+    }
+
     /// Closes every session whose lease ran out; returns how many.
     pub fn expire(&self, now: Instant) -> usize {
-        let expired: Vec<String> = self
-            .sessions
-            .lock()
-            .values()
-            .filter(|s| *s.deadline.lock() <= now)
-            .map(|s| s.id.clone())
-            .collect();
-        for id in &expired {
-            tracing::info!(session = %id, "session lease expired");
-            // A concurrent CloseSession may have won; either way it is gone.
-            let _ = self.close_session(id);
+        let expired: Vec<Arc<Session>> = {
+            let mut sessions = self.sessions.lock();
+            // Checked and removed under one lock, so a KeepAlive that got in
+            // first keeps its session.
+            let ids: Vec<String> = sessions
+                .values()
+                .filter(|s| *s.deadline.lock() <= now)
+                .map(|s| s.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for session in &expired {
+            tracing::info!(session = %session.id, "session lease expired");
+            self.close_handles_of(session);
         }
         expired.len()
     }
@@ -266,14 +274,23 @@ impl Registry {
         name: String,
         path: Option<String>,
     ) -> Result<Arc<Mapping>> {
+        let mut created = None;
         let spec = match path {
             Some(path) => {
-                let create_len = args.create.then(|| (args.offset + args.length) as u64);
+                let create_len = match args.create {
+                    false => None,
+                    true => Some(args.offset.checked_add(args.length).ok_or_else(|| {
+                        Error::Overflow("mmap offset + length is too large".into())
+                    })? as u64),
+                };
                 let opened = self.root.open_file(
                     &path,
                     matches!(access, Access::Read | Access::Copy),
                     create_len,
                 )?;
+                if opened.created {
+                    created = Some(opened.path.clone());
+                }
                 let group = Some(self.file_group(&opened.file)?);
                 Spec {
                     name,
@@ -291,6 +308,9 @@ impl Registry {
                     .map_err(|e| Error::errno(e.raw_os_error()))?;
                 let file = std::fs::File::from(fd);
                 if args.length > 0 {
+                    // Reserving memory now turns an oversized request into
+                    // an error instead of a SIGBUS or OOM kill later.
+                    crate::mapping::reserve(&file, 0, args.length as u64)?;
                     file.set_len(args.length as u64)
                         .map_err(|e| Error::os(&e, None))?;
                 }
@@ -302,13 +322,24 @@ impl Registry {
                     length: args.length,
                     offset: args.offset,
                     access,
-                    group: None,
+                    // Copies of a memfd must stop a shrink under them too.
+                    group: Some(Arc::new(FileGroup::default())),
                 }
             }
         };
-        let mapping = Mapping::create(spec)?;
-        mapping.attach();
-        Ok(mapping)
+        match Mapping::create(spec) {
+            Ok(mapping) => {
+                mapping.attach();
+                Ok(mapping)
+            }
+            Err(err) => {
+                // A failed Map leaves no trace: not even the file it created.
+                if let Some(path) = created {
+                    self.root.remove(&path);
+                }
+                Err(err)
+            }
+        }
     }
 
     /// The group of every mapping of `file`'s inode, whatever its name.
@@ -417,7 +448,13 @@ fn check_attach(
     if args.offset as u64 != existing.offset() && !(by_name && args.offset == 0) {
         return Err(conflict("offset"));
     }
-    if args.length != 0 && args.length as u64 != existing.len() {
+    // Length 0 means "to the end of the file" for a path, "as it is" by name.
+    let wanted = match (args.length, by_name) {
+        (0, true) => None,
+        (0, false) => Some(existing.file_size()?.saturating_sub(existing.offset())),
+        (n, _) => Some(n as u64),
+    };
+    if wanted.is_some_and(|len| len != existing.len()) {
         return Err(conflict("length"));
     }
     if access.writable() && access != Access::Copy && !existing.file_writable() {
