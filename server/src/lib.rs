@@ -22,7 +22,7 @@ pub mod slice;
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use mmapd::pb::{admin_server::AdminServer, mmap_server::MmapServer};
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 /// Message and chunk size limits, set explicitly rather than left to tonic's
 /// 4 MiB default so a large unary read fails with a clear error.
@@ -130,7 +130,11 @@ pub async fn run(
         .max_decoding_message_size(limits.max_message_size)
         .max_encoding_message_size(limits.max_message_size);
 
-    tracing::info!(addr = ?listener.local_addr().ok(), root = %config.root.display(), "serving");
+    // Without TCP_NODELAY, Nagle and delayed ACKs stall small replies by
+    // ~40 ms: fatal for a service of many small calls.
+    let addr = listener.local_addr().ok();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tracing::info!(addr = ?addr, root = %config.root.display(), "serving");
     let served = tonic::transport::Server::builder()
         .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
@@ -138,7 +142,7 @@ pub async fn run(
         .add_service(reflection_alpha)
         .add_service(mmap)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
 
     reaper.abort();

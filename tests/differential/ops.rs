@@ -1,0 +1,315 @@
+//! The operations the differential test applies to both sides (mmapd over
+//! gRPC and CPython's `mmap` in the oracle), and their outcomes.
+//!
+//! An [`Op`] serializes to exactly the JSON request the oracle reads (see
+//! `tests/oracle/mmap_oracle.py`); its `Display` is that JSON, which is also
+//! how failures print it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// One operation on the map numbered `id` (for `Map`, the map it creates).
+#[derive(Debug, Clone, Serialize)]
+pub struct Op {
+    /// The test's number for the map, shared by both sides.
+    pub id: usize,
+    /// The method and its arguments.
+    #[serde(flatten)]
+    pub call: Call,
+}
+
+/// A method of CPython's `mmap` object with its arguments; `None` is an unset
+/// optional field on the wire and an omitted argument in Python.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Call {
+    /// `mmap.mmap(fileno, length, access=, offset=)`; no `path` is fileno -1.
+    Map {
+        path: Option<String>,
+        length: i64,
+        offset: i64,
+        access: i32,
+    },
+    /// `m.close()`.
+    Close,
+    /// `m.read([n])`.
+    Read { n: Option<i64> },
+    /// `m.read_byte()`.
+    ReadByte,
+    /// `m.readline()`.
+    ReadLine,
+    /// `m.write(data)`.
+    Write {
+        #[serde(serialize_with = "hex_field")]
+        data: Vec<u8>,
+    },
+    /// `m.write_byte(value)`.
+    WriteByte { value: i64 },
+    /// `m.seek(pos, whence)`.
+    Seek { pos: i64, whence: i32 },
+    /// `m.tell()`.
+    Tell,
+    /// `m.size()`.
+    Size,
+    /// `len(m)`.
+    Len,
+    /// `m.find(sub[, start[, end]])`.
+    Find {
+        #[serde(serialize_with = "hex_field")]
+        sub: Vec<u8>,
+        start: Option<i64>,
+        end: Option<i64>,
+    },
+    /// `m.rfind(sub[, start[, end]])`.
+    Rfind {
+        #[serde(serialize_with = "hex_field")]
+        sub: Vec<u8>,
+        start: Option<i64>,
+        end: Option<i64>,
+    },
+    /// `m.flush([offset[, size]])`.
+    Flush {
+        offset: Option<i64>,
+        size: Option<i64>,
+    },
+    /// `m.move(dest, src, count)`.
+    Move { dest: i64, src: i64, count: i64 },
+    /// `m.resize(new_size)`.
+    Resize { new_size: i64 },
+    /// `m.madvise(option[, start[, length]])`.
+    Madvise {
+        option: i32,
+        start: Option<i64>,
+        length: Option<i64>,
+    },
+    /// `m[index]`.
+    GetItem { index: i64 },
+    /// `m[index] = value`.
+    SetItem { index: i64, value: i64 },
+    /// `m[start:stop:step]`.
+    GetSlice {
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: Option<i64>,
+    },
+    /// `m[start:stop:step] = data`.
+    SetSlice {
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: Option<i64>,
+        #[serde(serialize_with = "hex_field")]
+        data: Vec<u8>,
+    },
+}
+
+impl Call {
+    /// The operation's name, as the oracle spells it (for statistics).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::Map { .. } => "map",
+            Call::Close => "close",
+            Call::Read { .. } => "read",
+            Call::ReadByte => "read_byte",
+            Call::ReadLine => "read_line",
+            Call::Write { .. } => "write",
+            Call::WriteByte { .. } => "write_byte",
+            Call::Seek { .. } => "seek",
+            Call::Tell => "tell",
+            Call::Size => "size",
+            Call::Len => "len",
+            Call::Find { .. } => "find",
+            Call::Rfind { .. } => "rfind",
+            Call::Flush { .. } => "flush",
+            Call::Move { .. } => "move",
+            Call::Resize { .. } => "resize",
+            Call::Madvise { .. } => "madvise",
+            Call::GetItem { .. } => "get_item",
+            Call::SetItem { .. } => "set_item",
+            Call::GetSlice { .. } => "get_slice",
+            Call::SetSlice { .. } => "set_slice",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let json = serde_json::to_string(self).map_err(|_| fmt::Error)?;
+        f.write_str(&json)
+    }
+}
+
+/// A successful result: Python's `None`, an int or a bytes object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    /// `None`.
+    None,
+    /// An int (wide enough for both `u64` and `i64` wire values).
+    Int(i128),
+    /// A bytes object.
+    Bytes(Vec<u8>),
+}
+
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::None => f.write_str("None"),
+            Val::Int(i) => write!(f, "{i}"),
+            Val::Bytes(b) => f.write_str(&show_bytes(b)),
+        }
+    }
+}
+
+/// A Python exception: its class name, `str(exc)` and, for OSError, errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PyErr {
+    /// "ValueError", "IndexError", "TypeError", "OverflowError" or "OSError"
+    /// (or whatever else either side reported, so that it mismatches).
+    pub class: String,
+    /// `str(exception)`, which is the gRPC status message.
+    pub msg: String,
+    /// The errno of an OSError; `None` for every other class.
+    pub errno: Option<i64>,
+}
+
+impl fmt::Display for PyErr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({:?})", self.class, self.msg)?;
+        if let Some(errno) = self.errno {
+            write!(f, " errno={errno}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a call did: a value or a Python exception.
+pub type Outcome = Result<Val, PyErr>;
+
+/// Formats an outcome for failure messages.
+pub fn show_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Ok(val) => format!("Ok({val})"),
+        Err(err) => format!("Err({err})"),
+    }
+}
+
+/// `len(m)` and `m.tell()` of an open map, as the oracle reports them after
+/// every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct MapState {
+    /// `len(m)`.
+    pub len: i64,
+    /// `m.tell()` (which may exceed `len` after a shrinking resize).
+    pub pos: i64,
+}
+
+/// Python-`repr`-like rendering of a byte string, shortened past 64 bytes.
+pub fn show_bytes(bytes: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    let mut out = String::from("b'");
+    for &b in bytes.iter().take(SHOWN) {
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\\' => out.push_str("\\\\"),
+            b'\'' => out.push_str("\\'"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('\'');
+    if bytes.len() > SHOWN {
+        out.push_str(&format!("... ({} bytes)", bytes.len()));
+    }
+    out
+}
+
+/// Lowercase hex, the oracle's encoding of byte strings.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// Decodes the oracle's hex.
+pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            _ => None,
+        }
+    }
+    let digits = text.as_bytes();
+    if digits.len() % 2 != 0 {
+        return Err(format!("odd-length hex string of {} digits", digits.len()));
+    }
+    digits
+        .chunks_exact(2)
+        .enumerate()
+        .map(|(i, pair)| {
+            let (hi, lo) = (nibble(pair[0]), nibble(pair[1]));
+            hi.zip(lo)
+                .map(|(hi, lo)| hi << 4 | lo)
+                .ok_or_else(|| format!("bad hex at {}", 2 * i))
+        })
+        .collect()
+}
+
+fn hex_field<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&to_hex(bytes))
+}
+
+/// The length of `m[start:stop:step]` for a map of `len` bytes, computed the
+/// way CPython's `PySlice_Unpack` and `PySlice_AdjustIndices` do; `None` for
+/// step 0 (a ValueError).
+pub fn slice_len(
+    len: i64,
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: Option<i64>,
+) -> Option<i64> {
+    let step = i128::from(step.unwrap_or(1)).max(-i128::from(i64::MAX));
+    if step == 0 {
+        return None;
+    }
+    let len = i128::from(len);
+    let adjust = |value: Option<i64>, default: i128| match value {
+        None => default,
+        Some(v) => {
+            let v = i128::from(v);
+            if v < 0 {
+                let v = v + len;
+                if v < 0 {
+                    if step < 0 { -1 } else { 0 }
+                } else {
+                    v
+                }
+            } else if v >= len {
+                if step < 0 { len - 1 } else { len }
+            } else {
+                v
+            }
+        }
+    };
+    let (start, stop) = if step < 0 {
+        (adjust(start, len - 1), adjust(stop, -1))
+    } else {
+        (adjust(start, 0), adjust(stop, len))
+    };
+    let n = if step < 0 {
+        if stop < start {
+            (start - stop - 1) / -step + 1
+        } else {
+            0
+        }
+    } else if start < stop {
+        (stop - start - 1) / step + 1
+    } else {
+        0
+    };
+    i64::try_from(n).ok()
+}

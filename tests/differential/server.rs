@@ -1,0 +1,494 @@
+//! Driver of the server side: a real mmapd started in-process on
+//! `127.0.0.1:0`, spoken to over gRPC with the raw `mmapd::pb` stubs.
+//!
+//! Every reply is turned into the same [`Outcome`] the oracle produces. An
+//! error status must carry exactly one `ErrorInfo` of domain "mmapd" whose
+//! reason names the Python exception class; anything else is a contract
+//! violation, reported as `Err(String)` by the methods here.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use mmapd::pb::{self, mmap_client::MmapClient};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tokio_stream::StreamExt;
+use tonic::{Code, Response, Status, transport::Channel};
+use tonic_types::{ErrorDetail, StatusExt};
+
+use crate::ops::{Call, Op, Outcome, PyErr, Val};
+
+/// Largest gRPC message either side may send.
+const MAX_MESSAGE: usize = 64 << 20;
+/// A call that takes longer than this is reported as hung.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lease asked for; the test renews it anyway.
+const SESSION_TTL_SECONDS: u32 = 300;
+
+/// A failed call as the server reported it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The gRPC status code.
+    pub code: Code,
+    /// The Python exception it stands for.
+    pub err: PyErr,
+}
+
+/// The server's answer to an [`Op`].
+pub type Answer = Result<Val, Failure>;
+
+/// Drops the gRPC code, keeping what is compared with CPython.
+pub fn outcome(answer: &Answer) -> Outcome {
+    answer.clone().map_err(|failure| failure.err)
+}
+
+/// What `Map` returned for one of the test's maps.
+struct Registered {
+    handle: String,
+    name: String,
+}
+
+/// A running in-process server, a client and one session.
+pub struct Server {
+    root: PathBuf,
+    client: MmapClient<Channel>,
+    session: String,
+    /// Server handle and registry name of each map the test created.
+    handles: HashMap<usize, Registered>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+}
+
+impl Server {
+    /// Starts mmapd on `root`, connects and opens a session.
+    pub async fn start(root: &Path) -> Result<Self, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("bind: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("local_addr: {e}"))?;
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let config = mmapd_server::Config::new(root);
+        let task = tokio::spawn(mmapd_server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(RPC_TIMEOUT)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to the in-process server at {addr}: {e:?}"))?;
+        let mut client = MmapClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let request = pb::OpenSessionRequest {
+            client_name: "differential".into(),
+            ttl_seconds: SESSION_TTL_SECONDS,
+        };
+        let session = rpc(client.open_session(request))
+            .await?
+            .map_err(|s| format!("OpenSession failed: {s:?}"))?
+            .session_id;
+        Ok(Server {
+            root: root.to_path_buf(),
+            client,
+            session,
+            handles: HashMap::new(),
+            shutdown,
+            task,
+        })
+    }
+
+    /// Renews the session's lease.
+    pub async fn keep_alive(&mut self) -> Result<(), String> {
+        let request = pb::KeepAliveRequest {
+            session_id: self.session.clone(),
+        };
+        rpc(self.client.keep_alive(request))
+            .await?
+            .map(drop)
+            .map_err(|s| format!("KeepAlive failed: {s:?}"))
+    }
+
+    /// Closes the session, stops the server and checks that it exited cleanly.
+    pub async fn stop(mut self) -> Result<(), String> {
+        let request = pb::CloseSessionRequest {
+            session_id: self.session.clone(),
+        };
+        rpc(self.client.close_session(request))
+            .await?
+            .map_err(|s| format!("CloseSession failed: {s:?}"))?;
+        let _ = self.shutdown.send(());
+        match tokio::time::timeout(RPC_TIMEOUT, self.task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(format!("the server failed: {e}")),
+            Ok(Err(e)) => Err(format!("the server task panicked: {e}")),
+            Err(_) => Err("the server did not stop within the timeout".into()),
+        }
+    }
+
+    /// Runs `op`, with `name` as the registry name of a `Map` (empty: let
+    /// the server choose a unique one).
+    pub async fn exec(&mut self, op: &Op, name: &str) -> Result<Answer, String> {
+        if let Call::Map {
+            path,
+            length,
+            offset,
+            access,
+        } = &op.call
+        {
+            return self
+                .map(op.id, path.as_deref(), *length, *offset, *access, name)
+                .await;
+        }
+        let handle = self.handle(op.id)?;
+        let c = &mut self.client;
+        let result = match &op.call {
+            Call::Map { .. } => unreachable!("handled above"),
+            Call::Close => rpc(c.close(pb::CloseRequest { handle }))
+                .await?
+                .map(|_| Val::None),
+            Call::Read { n } => rpc(c.read(pb::ReadRequest { handle, n: *n }))
+                .await?
+                .map(|r| Val::Bytes(r.data.to_vec())),
+            Call::ReadByte => rpc(c.read_byte(pb::ReadByteRequest { handle }))
+                .await?
+                .map(|r| int(r.value)),
+            Call::ReadLine => rpc(c.read_line(pb::ReadLineRequest { handle }))
+                .await?
+                .map(|r| Val::Bytes(r.data.to_vec())),
+            Call::Write { data } => {
+                let request = pb::WriteRequest {
+                    handle,
+                    data: data.clone().into(),
+                };
+                rpc(c.write(request)).await?.map(|r| int(r.written))
+            }
+            Call::WriteByte { value } => {
+                let request = pb::WriteByteRequest {
+                    handle,
+                    value: *value,
+                };
+                rpc(c.write_byte(request)).await?.map(|_| Val::None)
+            }
+            Call::Seek { pos, whence } => {
+                let request = pb::SeekRequest {
+                    handle,
+                    pos: *pos,
+                    whence: *whence,
+                };
+                rpc(c.seek(request)).await?.map(|r| int(r.position))
+            }
+            Call::Tell => rpc(c.tell(pb::TellRequest { handle }))
+                .await?
+                .map(|r| int(r.position)),
+            Call::Size => rpc(c.size(pb::SizeRequest { handle }))
+                .await?
+                .map(|r| int(r.size)),
+            Call::Len => rpc(c.len(pb::LenRequest { handle }))
+                .await?
+                .map(|r| int(r.length)),
+            Call::Find { sub, start, end } => {
+                let request = pb::FindRequest {
+                    handle,
+                    sub: sub.clone().into(),
+                    start: *start,
+                    end: *end,
+                };
+                rpc(c.find(request)).await?.map(|r| int(r.index))
+            }
+            Call::Rfind { sub, start, end } => {
+                let request = pb::FindRequest {
+                    handle,
+                    sub: sub.clone().into(),
+                    start: *start,
+                    end: *end,
+                };
+                rpc(c.r_find(request)).await?.map(|r| int(r.index))
+            }
+            Call::Flush { offset, size } => {
+                let request = pb::FlushRequest {
+                    handle,
+                    offset: *offset,
+                    size: *size,
+                };
+                rpc(c.flush(request)).await?.map(|_| Val::None)
+            }
+            Call::Move { dest, src, count } => {
+                let request = pb::MoveRequest {
+                    handle,
+                    dest: *dest,
+                    src: *src,
+                    count: *count,
+                };
+                rpc(c.r#move(request)).await?.map(|_| Val::None)
+            }
+            Call::Resize { new_size } => {
+                let request = pb::ResizeRequest {
+                    handle,
+                    new_size: *new_size,
+                };
+                rpc(c.resize(request)).await?.map(|r| int(r.length))
+            }
+            Call::Madvise {
+                option,
+                start,
+                length,
+            } => {
+                let request = pb::MadviseRequest {
+                    handle,
+                    option: *option,
+                    start: *start,
+                    length: *length,
+                };
+                rpc(c.madvise(request)).await?.map(|_| Val::None)
+            }
+            Call::GetItem { index } => {
+                let request = pb::GetItemRequest {
+                    handle,
+                    index: *index,
+                };
+                rpc(c.get_item(request)).await?.map(|r| int(r.value))
+            }
+            Call::SetItem { index, value } => {
+                let request = pb::SetItemRequest {
+                    handle,
+                    index: *index,
+                    value: *value,
+                };
+                rpc(c.set_item(request)).await?.map(|_| Val::None)
+            }
+            Call::GetSlice { start, stop, step } => {
+                let request = pb::GetSliceRequest {
+                    handle,
+                    start: *start,
+                    stop: *stop,
+                    step: *step,
+                };
+                rpc(c.get_slice(request))
+                    .await?
+                    .map(|r| Val::Bytes(r.data.to_vec()))
+            }
+            Call::SetSlice {
+                start,
+                stop,
+                step,
+                data,
+            } => {
+                let request = pb::SetSliceRequest {
+                    handle,
+                    start: *start,
+                    stop: *stop,
+                    step: *step,
+                    data: data.clone().into(),
+                };
+                rpc(c.set_slice(request)).await?.map(|_| Val::None)
+            }
+        };
+        match result {
+            Ok(val) => Ok(Ok(val)),
+            Err(status) => failure(&status).map(Err),
+        }
+    }
+
+    async fn map(
+        &mut self,
+        id: usize,
+        path: Option<&str>,
+        length: i64,
+        offset: i64,
+        access: i32,
+        name: &str,
+    ) -> Result<Answer, String> {
+        let request = pb::MapRequest {
+            session_id: self.session.clone(),
+            path: path.unwrap_or_default().into(),
+            length,
+            offset,
+            access,
+            name: name.into(),
+            create: false,
+        };
+        let response = match rpc(self.client.map(request)).await? {
+            Ok(response) => response,
+            Err(status) => return failure(&status).map(Err),
+        };
+        let name_ok = if name.is_empty() {
+            !response.name.is_empty()
+        } else {
+            response.name == name
+        };
+        let size = match path {
+            None => response.length,
+            Some(path) => std::fs::metadata(self.root.join(path))
+                .map_err(|e| format!("stat {path}: {e}"))?
+                .len(),
+        };
+        if response.access != access || !name_ok || response.size != size {
+            return Err(format!(
+                "Map answered access {} name {:?} size {}; expected access {access} name {name:?} size {size}",
+                response.access, response.name, response.size
+            ));
+        }
+        let registered = Registered {
+            handle: response.handle,
+            name: response.name,
+        };
+        self.handles.insert(id, registered);
+        Ok(Ok(Val::Int(i128::from(response.length))))
+    }
+
+    /// `m[:]` of an open map, by `GetSlice` or by a positional `ReadStream` of
+    /// `chunk_size`-byte chunks (whose offsets must be contiguous).
+    pub async fn contents(
+        &mut self,
+        id: usize,
+        stream_chunk: Option<u32>,
+    ) -> Result<Vec<u8>, String> {
+        let handle = self.handle(id)?;
+        let Some(chunk_size) = stream_chunk else {
+            let request = pb::GetSliceRequest {
+                handle,
+                start: None,
+                stop: None,
+                step: None,
+            };
+            return rpc(self.client.get_slice(request))
+                .await?
+                .map(|r| r.data.to_vec())
+                .map_err(|s| format!("GetSlice of everything failed: {s:?}"));
+        };
+        let request = pb::ReadStreamRequest {
+            handle,
+            offset: Some(0),
+            length: None,
+            chunk_size,
+        };
+        let mut stream = rpc(self.client.read_stream(request))
+            .await?
+            .map_err(|s| format!("ReadStream failed: {s:?}"))?;
+        let mut data = Vec::new();
+        while let Some(chunk) = tokio::time::timeout(RPC_TIMEOUT, stream.next())
+            .await
+            .map_err(|_| "ReadStream hung".to_string())?
+        {
+            let chunk = chunk.map_err(|s| format!("ReadStream chunk failed: {s:?}"))?;
+            if chunk.offset != data.len() as u64 {
+                return Err(format!(
+                    "ReadStream chunk at offset {} after {} bytes",
+                    chunk.offset,
+                    data.len()
+                ));
+            }
+            data.extend_from_slice(&chunk.data);
+        }
+        Ok(data)
+    }
+
+    /// `Stat` of an open map.
+    pub async fn stat(&mut self, id: usize) -> Result<pb::StatResponse, String> {
+        let handle = self.handle(id)?;
+        rpc(self.client.stat(pb::StatRequest { handle }))
+            .await?
+            .map_err(|s| format!("Stat failed: {s:?}"))
+    }
+
+    /// The registry name `Map` returned for map `id`.
+    pub fn name(&self, id: usize) -> Option<&str> {
+        self.handles.get(&id).map(|r| r.name.as_str())
+    }
+
+    fn handle(&self, id: usize) -> Result<String, String> {
+        let registered = self.handles.get(&id);
+        registered
+            .map(|r| r.handle.clone())
+            .ok_or_else(|| format!("no server handle for map {id}"))
+    }
+}
+
+/// Awaits a unary or streaming call with the test's timeout.
+async fn rpc<T>(
+    call: impl Future<Output = Result<Response<T>, Status>>,
+) -> Result<Result<T, Status>, String> {
+    match tokio::time::timeout(RPC_TIMEOUT, call).await {
+        Ok(result) => Ok(result.map(Response::into_inner)),
+        Err(_) => Err(format!("the call did not answer within {RPC_TIMEOUT:?}")),
+    }
+}
+
+fn int(value: impl Into<i128>) -> Val {
+    Val::Int(value.into())
+}
+
+/// Decodes an error status into the Python exception it stands for, checking
+/// the error contract on the way (a light check of the codes: the full table
+/// is tested elsewhere).
+fn failure(status: &Status) -> Result<Failure, String> {
+    let infos: Vec<_> = status
+        .get_error_details_vec()
+        .into_iter()
+        .filter_map(|detail| {
+            if let ErrorDetail::ErrorInfo(info) = detail {
+                Some(info)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let [info] = infos.as_slice() else {
+        return Err(format!(
+            "expected exactly one ErrorInfo, got {}: {status:?}",
+            infos.len()
+        ));
+    };
+    if info.domain != "mmapd" {
+        return Err(format!(
+            "ErrorInfo domain is {:?}, not \"mmapd\": {status:?}",
+            info.domain
+        ));
+    }
+    let class = match info.reason.as_str() {
+        "VALUE_ERROR" => "ValueError",
+        "INDEX_ERROR" => "IndexError",
+        "TYPE_ERROR" => "TypeError",
+        "OVERFLOW_ERROR" => "OverflowError",
+        "OS_ERROR" => "OSError",
+        other => other,
+    };
+    let errno =
+        if class == "OSError" {
+            let errno = info.metadata.get("errno").and_then(|e| e.parse().ok());
+            Some(errno.ok_or_else(|| {
+                format!("OS_ERROR without a numeric metadata[\"errno\"]: {status:?}")
+            })?)
+        } else {
+            None
+        };
+    let code = status.code();
+    let message = status.message();
+    let expected_code = match message {
+        "mmap closed or invalid" => Some(Code::FailedPrecondition),
+        "mmap index out of range" | "seek out of range" => Some(Code::OutOfRange),
+        _ => None,
+    };
+    if code == Code::Ok || code == Code::Unknown {
+        return Err(format!("error with status code {code:?}: {status:?}"));
+    }
+    if expected_code.is_some_and(|expected| expected != code) {
+        return Err(format!(
+            "{message:?} came with code {code:?}, expected {expected_code:?}"
+        ));
+    }
+    Ok(Failure {
+        code,
+        err: PyErr {
+            class: class.into(),
+            msg: message.into(),
+            errno,
+        },
+    })
+}
