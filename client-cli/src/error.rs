@@ -1,0 +1,184 @@
+//! The CLI's error type and its exit codes: 0 success, 1 the server refused
+//! (or a local file failed), 2 usage error, 3 cannot connect. A broken pipe
+//! on stdout counts as success, so `mmapctl cat big | head` stays quiet.
+
+use std::{fmt, io, process::ExitCode, time::Duration};
+
+/// Exit code when the server refused a request or a local file failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a usage error (clap uses the same for its own).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the server cannot be reached.
+pub const EXIT_CONNECT: u8 = 3;
+
+/// Everything a command can fail with.
+#[derive(Debug)]
+pub enum CliError {
+    /// A client-library error: a server refusal, a lost connection, or an
+    /// I/O error of a reader or writer the library drove.
+    Mmapd(mmapd::Error),
+    /// The first connection to the server failed.
+    Connect {
+        /// The endpoint dialled.
+        endpoint: String,
+        /// The transport error's causes, innermost last.
+        detail: String,
+    },
+    /// The command line is well-formed for clap but not usable.
+    Usage(String),
+    /// A local file, stdin or stdout failed.
+    Local {
+        /// What was being done, e.g. `cannot open data.bin`.
+        context: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Anything else that makes the command fail (exit 1).
+    Failed(String),
+    /// Failures already printed (by a shell script): exit with this code.
+    Reported(u8),
+}
+
+/// Result of a command.
+pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+impl CliError {
+    /// Wraps an I/O error with what was being done.
+    pub fn local(context: impl Into<String>, source: io::Error) -> Self {
+        CliError::Local {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Whether the server could not be reached (at connect time or mid-call).
+    fn is_connect(&self) -> bool {
+        match self {
+            CliError::Connect { .. } => true,
+            CliError::Mmapd(err) => err.is_connect_error(),
+            CliError::Usage(_)
+            | CliError::Local { .. }
+            | CliError::Failed(_)
+            | CliError::Reported(_) => false,
+        }
+    }
+
+    /// Whether this is stdout (or another writer) closing early: not an
+    /// error for a command-line tool.
+    pub fn is_broken_pipe(&self) -> bool {
+        let io = match self {
+            CliError::Local { source, .. } => source,
+            CliError::Mmapd(mmapd::Error::Io(source)) => source,
+            CliError::Mmapd(_)
+            | CliError::Connect { .. }
+            | CliError::Usage(_)
+            | CliError::Failed(_)
+            | CliError::Reported(_) => return false,
+        };
+        io.kind() == io::ErrorKind::BrokenPipe
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        if self.is_broken_pipe() {
+            0
+        } else if let CliError::Reported(code) = self {
+            *code
+        } else if self.is_connect() {
+            EXIT_CONNECT
+        } else if matches!(self, CliError::Usage(_)) {
+            EXIT_USAGE
+        } else {
+            EXIT_FAILED
+        }
+    }
+
+    /// Prints `mmapctl: error: ...` (and a hint for connection failures) to
+    /// stderr and returns the exit code. A broken pipe prints nothing.
+    pub fn report(&self, endpoint: &str) -> ExitCode {
+        if !self.is_broken_pipe() && !matches!(self, CliError::Reported(_)) {
+            eprintln!("mmapctl: error: {self}");
+            if self.is_connect() {
+                eprintln!(
+                    "mmapctl: hint: is mmapd running at {endpoint}? start it with \
+                     `cargo run --release --bin mmapd`, or pass --endpoint URL \
+                     (or set MMAPCTL_ENDPOINT)"
+                );
+            }
+        }
+        ExitCode::from(self.exit_code())
+    }
+}
+
+impl CliError {
+    /// Rewrites tonic's bare "Timeout expired" for a call cut short by
+    /// `--timeout` into a message that names the flag.
+    pub fn explain_timeout(self, timeout: Option<Duration>) -> Self {
+        let Some(timeout) = timeout else {
+            return self;
+        };
+        match &self {
+            CliError::Mmapd(err)
+                if err.code() == Some(tonic::Code::Cancelled)
+                    && err.message().is_some_and(|m| m.contains("Timeout expired")) =>
+            {
+                CliError::Failed(format!(
+                    "no answer within --timeout {} (DEADLINE_EXCEEDED)",
+                    humantime::format_duration(timeout)
+                ))
+            }
+            CliError::Mmapd(_)
+            | CliError::Connect { .. }
+            | CliError::Usage(_)
+            | CliError::Local { .. }
+            | CliError::Failed(_)
+            | CliError::Reported(_) => self,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Mmapd(err) => write!(f, "{err}"),
+            CliError::Connect { endpoint, detail } => {
+                write!(f, "cannot connect to {endpoint}: {detail}")
+            }
+            CliError::Usage(message) | CliError::Failed(message) => f.write_str(message),
+            CliError::Local { context, source } => write!(f, "{context}: {source}"),
+            CliError::Reported(code) => write!(f, "failed (exit status {code})"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<mmapd::Error> for CliError {
+    fn from(err: mmapd::Error) -> Self {
+        CliError::Mmapd(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        let pipe = CliError::local("stdout", io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(pipe.exit_code(), 0);
+        let missing = CliError::local("x", io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(missing.exit_code(), EXIT_FAILED);
+        assert_eq!(CliError::Usage("bad".into()).exit_code(), EXIT_USAGE);
+        let connect = CliError::Connect {
+            endpoint: "http://h:1".into(),
+            detail: "refused".into(),
+        };
+        assert_eq!(connect.exit_code(), EXIT_CONNECT);
+        let lost = CliError::from(mmapd::Error::from(tonic::Status::unavailable("gone")));
+        assert_eq!(lost.exit_code(), EXIT_CONNECT);
+        let refused = CliError::from(mmapd::Error::from(tonic::Status::not_found("no")));
+        assert_eq!(refused.exit_code(), EXIT_FAILED);
+        assert_eq!(refused.to_string(), "no (NOT_FOUND)");
+    }
+}
