@@ -132,9 +132,9 @@ pub async fn run(
 
     // Without TCP_NODELAY, Nagle and delayed ACKs stall small replies by
     // ~40 ms: fatal for a service of many small calls.
-    let addr = listener.local_addr().ok();
+    let addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tracing::info!(addr = ?addr, root = %config.root.display(), "serving");
+    tracing::info!(%addr, root = %config.root.display(), "serving");
     let served = tonic::transport::Server::builder()
         .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
