@@ -5,29 +5,16 @@
 mod support;
 
 use mmapd::pb::{self, Access, Advice, Whence};
-use support::{TestServer, assert_error, map, session};
+use support::{Fixture, assert_error, map_req, rq};
 use tonic::Code;
-
-fn file_req(session_id: &str, path: &str, access: Access) -> pb::MapRequest {
-    pb::MapRequest {
-        session_id: session_id.into(),
-        path: path.into(),
-        access: access as i32,
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn every_unary_method_behaves_like_cpython() {
-    let server = TestServer::start().await;
-    std::fs::write(server.path("f"), b"hello\nworld\nabc").unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let m = map(&mut c, file_req(&sid, "f", Access::Default))
-        .await
-        .unwrap();
+    let mut fx = Fixture::with_file("f", b"hello\nworld\nabc").await;
+    let m = fx.map(fx.file_req("f", Access::Default)).await.unwrap();
     assert_eq!((m.length, m.size, m.name.as_str()), (15, 15, "f"));
     let h = m.handle;
+    let Fixture { server, mut c, .. } = fx;
 
     let line = c
         .read_line(pb::ReadLineRequest { handle: h.clone() })
@@ -41,56 +28,18 @@ async fn every_unary_method_behaves_like_cpython() {
         .unwrap()
         .into_inner();
     assert_eq!(byte.value, u32::from(b'w'));
-    let read = c
-        .read(pb::ReadRequest {
-            handle: h.clone(),
-            n: Some(4),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let read = c.read(rq::read(&h, Some(4))).await.unwrap().into_inner();
     assert_eq!(&read.data[..], b"orld");
-    let tell = c
-        .tell(pb::TellRequest { handle: h.clone() })
-        .await
-        .unwrap()
-        .into_inner();
+    let tell = c.tell(rq::tell(&h)).await.unwrap().into_inner();
     assert_eq!(tell.position, 11);
-    let rest = c
-        .read(pb::ReadRequest {
-            handle: h.clone(),
-            n: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rest = c.read(rq::read(&h, None)).await.unwrap().into_inner();
     assert_eq!(&rest.data[..], b"\nabc");
 
-    let pos = c
-        .seek(pb::SeekRequest {
-            handle: h.clone(),
-            pos: -3,
-            whence: Whence::End as i32,
-        })
-        .await
-        .unwrap();
+    let pos = c.seek(rq::seek(&h, -3, Whence::End as i32)).await.unwrap();
     assert_eq!(pos.into_inner().position, 12);
-    let w = c
-        .write(pb::WriteRequest {
-            handle: h.clone(),
-            data: "XYZ".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let w = c.write(rq::write(&h, "XYZ")).await.unwrap().into_inner();
     assert_eq!(w.written, 3);
-    c.seek(pb::SeekRequest {
-        handle: h.clone(),
-        pos: 0,
-        whence: Whence::Set as i32,
-    })
-    .await
-    .unwrap();
+    c.seek(rq::seek(&h, 0, Whence::Set as i32)).await.unwrap();
     c.write_byte(pb::WriteByteRequest {
         handle: h.clone(),
         value: i64::from(b'H'),
@@ -129,22 +78,11 @@ async fn every_unary_method_behaves_like_cpython() {
         -1
     );
 
-    let item = c
-        .get_item(pb::GetItemRequest {
-            handle: h.clone(),
-            index: -1,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let item = c.get_item(rq::get_item(&h, -1)).await.unwrap().into_inner();
     assert_eq!(item.value, u32::from(b'Z'));
-    c.set_item(pb::SetItemRequest {
-        handle: h.clone(),
-        index: 1,
-        value: i64::from(b'E'),
-    })
-    .await
-    .unwrap();
+    c.set_item(rq::set_item(&h, 1, i64::from(b'E')))
+        .await
+        .unwrap();
     let slice = c
         .get_slice(pb::GetSliceRequest {
             handle: h.clone(),
@@ -173,13 +111,7 @@ async fn every_unary_method_behaves_like_cpython() {
     })
     .await
     .unwrap();
-    c.flush(pb::FlushRequest {
-        handle: h.clone(),
-        offset: None,
-        size: None,
-    })
-    .await
-    .unwrap();
+    c.flush(rq::flush(&h)).await.unwrap();
     assert_eq!(
         std::fs::read(server.path("f")).unwrap(),
         b"HEllo\nHEllo\n2Y1"
@@ -193,14 +125,7 @@ async fn every_unary_method_behaves_like_cpython() {
     })
     .await
     .unwrap();
-    let resized = c
-        .resize(pb::ResizeRequest {
-            handle: h.clone(),
-            new_size: 8192,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let resized = c.resize(rq::resize(&h, 8192)).await.unwrap().into_inner();
     assert_eq!(resized.length, 8192);
     assert_eq!(
         c.size(pb::SizeRequest { handle: h.clone() })
@@ -229,24 +154,18 @@ async fn every_unary_method_behaves_like_cpython() {
         (stat.length, stat.position, stat.path.as_str(), stat.offset),
         (8192, 1, "f", 0)
     );
-    c.close(pb::CloseRequest { handle: h.clone() })
-        .await
-        .unwrap();
+    c.close(rq::close(&h)).await.unwrap();
     // Closing twice is not an error, as in CPython.
-    c.close(pb::CloseRequest { handle: h.clone() })
-        .await
-        .unwrap();
+    c.close(rq::close(&h)).await.unwrap();
 }
 
 #[tokio::test]
 async fn errors_carry_code_reason_and_cpython_message() {
-    let server = TestServer::start().await;
-    std::fs::write(server.path("f"), vec![7u8; 100]).unwrap();
-    std::fs::write(server.path("empty"), b"").unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
+    let mut fx = Fixture::with_file("f", vec![7u8; 100]).await;
+    std::fs::write(fx.server.path("empty"), b"").unwrap();
 
-    let missing = map(&mut c, file_req(&sid, "nope", Access::Default))
+    let missing = fx
+        .map(fx.file_req("nope", Access::Default))
         .await
         .unwrap_err();
     let md = assert_error(
@@ -256,7 +175,8 @@ async fn errors_carry_code_reason_and_cpython_message() {
         "[Errno 2] No such file or directory: 'nope'",
     );
     assert_eq!(md["errno"], "2");
-    let empty = map(&mut c, file_req(&sid, "empty", Access::Default))
+    let empty = fx
+        .map(fx.file_req("empty", Access::Default))
         .await
         .unwrap_err();
     assert_error(
@@ -265,61 +185,53 @@ async fn errors_carry_code_reason_and_cpython_message() {
         "VALUE_ERROR",
         "cannot mmap an empty file",
     );
-    let long = map(
-        &mut c,
-        pb::MapRequest {
+    let long = fx
+        .map(pb::MapRequest {
             length: 101,
-            ..file_req(&sid, "f", Access::Default)
-        },
-    )
-    .await
-    .unwrap_err();
+            ..fx.file_req("f", Access::Default)
+        })
+        .await
+        .unwrap_err();
     assert_error(
         &long,
         Code::OutOfRange,
         "VALUE_ERROR",
         "mmap length is greater than file size",
     );
-    let neg = map(
-        &mut c,
-        pb::MapRequest {
+    let neg = fx
+        .map(pb::MapRequest {
             length: -1,
-            ..file_req(&sid, "f", Access::Default)
-        },
-    )
-    .await
-    .unwrap_err();
+            ..fx.file_req("f", Access::Default)
+        })
+        .await
+        .unwrap_err();
     assert_error(
         &neg,
         Code::InvalidArgument,
         "OVERFLOW_ERROR",
         "memory mapped length must be positive",
     );
-    let bad_access = map(
-        &mut c,
-        pb::MapRequest {
+    let bad_access = fx
+        .map(pb::MapRequest {
             access: 7,
-            ..file_req(&sid, "f", Access::Default)
-        },
-    )
-    .await
-    .unwrap_err();
+            ..fx.file_req("f", Access::Default)
+        })
+        .await
+        .unwrap_err();
     assert_error(
         &bad_access,
         Code::InvalidArgument,
         "VALUE_ERROR",
         "mmap invalid access parameter.",
     );
-    let unaligned = map(
-        &mut c,
-        pb::MapRequest {
+    let unaligned = fx
+        .map(pb::MapRequest {
             offset: 1,
             length: 10,
-            ..file_req(&sid, "f", Access::Default)
-        },
-    )
-    .await
-    .unwrap_err();
+            ..fx.file_req("f", Access::Default)
+        })
+        .await
+        .unwrap_err();
     let md = assert_error(
         &unaligned,
         Code::InvalidArgument,
@@ -327,7 +239,8 @@ async fn errors_carry_code_reason_and_cpython_message() {
         "[Errno 22] Invalid argument",
     );
     assert_eq!(md["errno"], "22");
-    let no_session = map(&mut c, file_req("bogus", "f", Access::Default))
+    let no_session = fx
+        .map(map_req("bogus", "f", "", Access::Default))
         .await
         .unwrap_err();
     assert_error(
@@ -337,66 +250,32 @@ async fn errors_carry_code_reason_and_cpython_message() {
         "session \"bogus\" not found or expired",
     );
 
-    let ro = map(&mut c, file_req(&sid, "f", Access::Read))
-        .await
-        .unwrap()
-        .handle;
-    let write = c
-        .write(pb::WriteRequest {
-            handle: ro.clone(),
-            data: "x".into(),
-        })
-        .await
-        .unwrap_err();
+    let ro = fx.map_file("f", Access::Read).await;
+    let c = &mut fx.c;
+    let write = c.write(rq::write(&ro, "x")).await.unwrap_err();
     assert_error(
         &write,
         Code::FailedPrecondition,
         "TYPE_ERROR",
         "mmap can't modify a readonly memory map.",
     );
-    let resize = c
-        .resize(pb::ResizeRequest {
-            handle: ro.clone(),
-            new_size: 10,
-        })
-        .await
-        .unwrap_err();
+    let resize = c.resize(rq::resize(&ro, 10)).await.unwrap_err();
     assert_error(
         &resize,
         Code::FailedPrecondition,
         "TYPE_ERROR",
         "mmap can't resize a readonly or copy-on-write memory map.",
     );
-    let seek = c
-        .seek(pb::SeekRequest {
-            handle: ro.clone(),
-            pos: 101,
-            whence: 0,
-        })
-        .await
-        .unwrap_err();
+    let seek = c.seek(rq::seek(&ro, 101, 0)).await.unwrap_err();
     assert_error(&seek, Code::OutOfRange, "VALUE_ERROR", "seek out of range");
-    let whence = c
-        .seek(pb::SeekRequest {
-            handle: ro.clone(),
-            pos: 0,
-            whence: 5,
-        })
-        .await
-        .unwrap_err();
+    let whence = c.seek(rq::seek(&ro, 0, 5)).await.unwrap_err();
     assert_error(
         &whence,
         Code::InvalidArgument,
         "VALUE_ERROR",
         "unknown seek type",
     );
-    let index = c
-        .get_item(pb::GetItemRequest {
-            handle: ro.clone(),
-            index: 100,
-        })
-        .await
-        .unwrap_err();
+    let index = c.get_item(rq::get_item(&ro, 100)).await.unwrap_err();
     assert_error(
         &index,
         Code::OutOfRange,
@@ -442,15 +321,11 @@ async fn errors_carry_code_reason_and_cpython_message() {
         assert_error(&err, Code::InvalidArgument, "VALUE_ERROR", &message);
     }
 
-    let rw = map(
-        &mut c,
-        pb::MapRequest {
-            name: "rw".into(),
-            ..file_req(&sid, "f", Access::Write)
-        },
-    )
-    .await
-    .unwrap();
+    let rw = fx
+        .map(fx.named_req("f", "rw", Access::Write))
+        .await
+        .unwrap();
+    let c = &mut fx.c;
     let wb = c
         .write_byte(pb::WriteByteRequest {
             handle: rw.handle.clone(),
@@ -465,11 +340,7 @@ async fn errors_carry_code_reason_and_cpython_message() {
         "unsigned byte integer is greater than maximum",
     );
     let set = c
-        .set_item(pb::SetItemRequest {
-            handle: rw.handle.clone(),
-            index: 0,
-            value: -1,
-        })
+        .set_item(rq::set_item(&rw.handle, 0, -1))
         .await
         .unwrap_err();
     assert_error(
@@ -495,10 +366,7 @@ async fn errors_carry_code_reason_and_cpython_message() {
         "mmap slice assignment is wrong size",
     );
     let data = c
-        .write(pb::WriteRequest {
-            handle: rw.handle.clone(),
-            data: vec![1u8; 101].into(),
-        })
+        .write(rq::write(&rw.handle, vec![1u8; 101]))
         .await
         .unwrap_err();
     assert_error(&data, Code::OutOfRange, "VALUE_ERROR", "data out of range");
@@ -533,33 +401,17 @@ async fn errors_carry_code_reason_and_cpython_message() {
     );
 
     // resize(0): CPython truncates the file and then fails; here nothing changes.
-    let zero = c
-        .resize(pb::ResizeRequest {
-            handle: rw.handle.clone(),
-            new_size: 0,
-        })
-        .await
-        .unwrap_err();
+    let zero = c.resize(rq::resize(&rw.handle, 0)).await.unwrap_err();
     assert_error(
         &zero,
         Code::InvalidArgument,
         "VALUE_ERROR",
         "new size out of range: cannot resize to 0 bytes",
     );
-    assert_eq!(std::fs::read(server.path("f")).unwrap(), vec![7u8; 100]);
+    assert_eq!(std::fs::read(fx.server.path("f")).unwrap(), vec![7u8; 100]);
 
-    c.close(pb::CloseRequest {
-        handle: rw.handle.clone(),
-    })
-    .await
-    .unwrap();
-    let closed = c
-        .read(pb::ReadRequest {
-            handle: rw.handle.clone(),
-            n: None,
-        })
-        .await
-        .unwrap_err();
+    c.close(rq::close(&rw.handle)).await.unwrap();
+    let closed = c.read(rq::read(&rw.handle, None)).await.unwrap_err();
     assert_error(
         &closed,
         Code::FailedPrecondition,
@@ -568,42 +420,32 @@ async fn errors_carry_code_reason_and_cpython_message() {
     );
 
     // After all of that the server still serves, and nothing was lost.
-    let got = c
-        .read(pb::ReadRequest {
-            handle: ro.clone(),
-            n: Some(3),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = c.read(rq::read(&ro, Some(3))).await.unwrap().into_inner();
     assert_eq!(&got.data[..], &[7, 7, 7]);
 }
 
 #[tokio::test]
 async fn paths_outside_the_root_are_refused() {
-    let server = TestServer::start().await;
-    let outside = server
+    let mut fx = Fixture::new().await;
+    let outside = fx
+        .server
         .root
         .path()
         .parent()
         .unwrap()
         .join(format!("outside-{}", std::process::id()));
     std::fs::write(&outside, b"secret").unwrap();
-    std::os::unix::fs::symlink(&outside, server.path("link")).unwrap();
-    std::os::unix::fs::symlink("../../etc/passwd", server.path("rel")).unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
+    std::os::unix::fs::symlink(&outside, fx.server.path("link")).unwrap();
+    std::os::unix::fs::symlink("../../etc/passwd", fx.server.path("rel")).unwrap();
     for path in ["../x", "/etc/passwd", "a/../../etc/passwd", "link", "rel"] {
-        let err = map(
-            &mut c,
-            pb::MapRequest {
+        let err = fx
+            .map(pb::MapRequest {
                 create: true,
                 length: 10,
-                ..file_req(&sid, path, Access::Default)
-            },
-        )
-        .await
-        .unwrap_err();
+                ..fx.file_req(path, Access::Default)
+            })
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{path}: {err:?}");
         let md = assert_error(&err, Code::PermissionDenied, "OS_ERROR", err.message());
         assert_eq!(md["errno"], "13", "{path}");
@@ -619,43 +461,37 @@ async fn paths_outside_the_root_are_refused() {
 
 #[tokio::test]
 async fn create_makes_a_zero_file_of_offset_plus_length() {
-    let server = TestServer::start().await;
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
+    let mut fx = Fixture::new().await;
     let page = 4096;
-    let m = map(
-        &mut c,
-        pb::MapRequest {
+    let m = fx
+        .map(pb::MapRequest {
             create: true,
             length: 10,
             offset: page,
-            ..file_req(&sid, "new.bin", Access::Write)
-        },
-    )
-    .await
-    .unwrap();
+            ..fx.file_req("new.bin", Access::Write)
+        })
+        .await
+        .unwrap();
     assert_eq!((m.length, m.size), (10, 4106));
     assert_eq!(
-        std::fs::read(server.path("new.bin")).unwrap(),
+        std::fs::read(fx.server.path("new.bin")).unwrap(),
         vec![0u8; 4106]
     );
 }
 
 #[tokio::test]
 async fn anonymous_regions_grow_without_sigbus() {
-    let server = TestServer::start().await;
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let m = map(
-        &mut c,
-        pb::MapRequest {
-            session_id: sid.clone(),
+    let mut fx = Fixture::new().await;
+    // An empty path maps an anonymous region.
+    let anon = fx.file_req("", Access::Default);
+    let m = fx
+        .map(pb::MapRequest {
             length: 10,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+            ..anon.clone()
+        })
+        .await
+        .unwrap();
+    let c = &mut fx.c;
     assert!(m.name.starts_with("anon-"));
     assert_eq!(
         c.size(pb::SizeRequest {
@@ -667,46 +503,24 @@ async fn anonymous_regions_grow_without_sigbus() {
         .size,
         10
     );
-    c.resize(pb::ResizeRequest {
-        handle: m.handle.clone(),
-        new_size: 1 << 20,
-    })
-    .await
-    .unwrap();
-    c.set_item(pb::SetItemRequest {
-        handle: m.handle.clone(),
-        index: -1,
-        value: 9,
-    })
-    .await
-    .unwrap();
+    c.resize(rq::resize(&m.handle, 1 << 20)).await.unwrap();
+    c.set_item(rq::set_item(&m.handle, -1, 9)).await.unwrap();
     let last = c
-        .get_item(pb::GetItemRequest {
-            handle: m.handle.clone(),
-            index: (1 << 20) - 1,
-        })
+        .get_item(rq::get_item(&m.handle, (1 << 20) - 1))
         .await
         .unwrap();
     assert_eq!(last.into_inner().value, 9);
     // An offset is accepted and ignored, as by MAP_ANONYMOUS.
-    let at = map(
-        &mut c,
-        pb::MapRequest {
-            session_id: sid.clone(),
+    let at = fx
+        .map(pb::MapRequest {
             length: 100,
             offset: 4096,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let last = c
-        .get_item(pb::GetItemRequest {
-            handle: at.handle.clone(),
-            index: 99,
+            ..anon.clone()
         })
         .await
         .unwrap();
+    let c = &mut fx.c;
+    let last = c.get_item(rq::get_item(&at.handle, 99)).await.unwrap();
     assert_eq!(last.into_inner().value, 0);
     let stat = c
         .stat(pb::StatRequest { handle: at.handle })
@@ -714,16 +528,10 @@ async fn anonymous_regions_grow_without_sigbus() {
         .unwrap()
         .into_inner();
     assert_eq!((stat.offset, stat.length, stat.size), (4096, 100, 100));
-    let zero = map(
-        &mut c,
-        pb::MapRequest {
-            session_id: sid,
-            length: 0,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let zero = fx
+        .map(pb::MapRequest { length: 0, ..anon })
+        .await
+        .unwrap_err();
     assert_error(
         &zero,
         Code::InvalidArgument,

@@ -7,82 +7,40 @@ mod support;
 use std::time::Duration;
 
 use mmapd::pb::{self, Access, Whence};
-use support::{TestServer, assert_error, map, session};
+use support::{Fixture, TestServer, assert_error, map, map_req, rq, session};
 use tonic::Code;
-
-fn req(session_id: &str, path: &str, name: &str, access: Access) -> pb::MapRequest {
-    pb::MapRequest {
-        session_id: session_id.into(),
-        path: path.into(),
-        name: name.into(),
-        access: access as i32,
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn handles_with_one_name_share_bytes_and_resize_but_not_cursors() {
-    let server = TestServer::start().await;
-    std::fs::write(server.path("shared.bin"), vec![0u8; 64]).unwrap();
-    let (mut a, mut admin) = server.clients().await;
-    let (mut b, _) = server.clients().await;
-    let sa = session(&mut a, 0).await;
+    let mut fx = Fixture::with_file("shared.bin", vec![0u8; 64]).await;
+    let (mut b, _) = fx.server.clients().await;
     let sb = session(&mut b, 0).await;
-    let ha = map(&mut a, req(&sa, "shared.bin", "", Access::Write))
-        .await
-        .unwrap()
-        .handle;
+    let ha = fx.map_file("shared.bin", Access::Write).await;
+    let Fixture {
+        c: mut a,
+        mut admin,
+        ..
+    } = fx;
     // Attach by name alone from the other session.
-    let hb = map(&mut b, req(&sb, "", "shared.bin", Access::Default))
+    let hb = map(&mut b, map_req(&sb, "", "shared.bin", Access::Default))
         .await
         .unwrap()
         .handle;
 
-    a.write(pb::WriteRequest {
-        handle: ha.clone(),
-        data: "from a".into(),
-    })
-    .await
-    .unwrap();
-    let seen = b
-        .read(pb::ReadRequest {
-            handle: hb.clone(),
-            n: Some(6),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    a.write(rq::write(&ha, "from a")).await.unwrap();
+    let seen = b.read(rq::read(&hb, Some(6))).await.unwrap().into_inner();
     assert_eq!(&seen.data[..], b"from a");
     assert_eq!(
-        a.tell(pb::TellRequest { handle: ha.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .position,
+        a.tell(rq::tell(&ha)).await.unwrap().into_inner().position,
         6
     );
-    b.seek(pb::SeekRequest {
-        handle: hb.clone(),
-        pos: 1,
-        whence: Whence::Set as i32,
-    })
-    .await
-    .unwrap();
+    b.seek(rq::seek(&hb, 1, Whence::Set as i32)).await.unwrap();
     assert_eq!(
-        a.tell(pb::TellRequest { handle: ha.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .position,
+        a.tell(rq::tell(&ha)).await.unwrap().into_inner().position,
         6
     );
 
-    b.resize(pb::ResizeRequest {
-        handle: hb.clone(),
-        new_size: 8192,
-    })
-    .await
-    .unwrap();
+    b.resize(rq::resize(&hb, 8192)).await.unwrap();
     assert_eq!(
         a.len(pb::LenRequest { handle: ha.clone() })
             .await
@@ -91,20 +49,8 @@ async fn handles_with_one_name_share_bytes_and_resize_but_not_cursors() {
             .length,
         8192
     );
-    b.set_item(pb::SetItemRequest {
-        handle: hb.clone(),
-        index: 8000,
-        value: 42,
-    })
-    .await
-    .unwrap();
-    let item = a
-        .get_item(pb::GetItemRequest {
-            handle: ha.clone(),
-            index: 8000,
-        })
-        .await
-        .unwrap();
+    b.set_item(rq::set_item(&hb, 8000, 42)).await.unwrap();
+    let item = a.get_item(rq::get_item(&ha, 8000)).await.unwrap();
     assert_eq!(item.into_inner().value, 42);
 
     let mappings = admin
@@ -128,7 +74,7 @@ async fn handles_with_one_name_share_bytes_and_resize_but_not_cursors() {
         &mut b,
         pb::MapRequest {
             length: 5,
-            ..req(&sb, "", "shared.bin", Access::Default)
+            ..map_req(&sb, "", "shared.bin", Access::Default)
         },
     )
     .await
@@ -139,7 +85,7 @@ async fn handles_with_one_name_share_bytes_and_resize_but_not_cursors() {
         "MAPPING_CONFLICT",
         "mapping \"shared.bin\" already exists with a different length",
     );
-    let missing = map(&mut b, req(&sb, "", "no-such-name", Access::Default))
+    let missing = map(&mut b, map_req(&sb, "", "no-such-name", Access::Default))
         .await
         .unwrap_err();
     assert_error(
@@ -152,39 +98,13 @@ async fn handles_with_one_name_share_bytes_and_resize_but_not_cursors() {
 
 #[tokio::test]
 async fn copy_access_is_private_to_its_handle() {
-    let server = TestServer::start().await;
-    std::fs::write(server.path("f"), b"original").unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let shared = map(&mut c, req(&sid, "f", "", Access::Write))
-        .await
-        .unwrap()
-        .handle;
-    let copy = map(&mut c, req(&sid, "f", "", Access::Copy))
-        .await
-        .unwrap()
-        .handle;
-    c.write(pb::WriteRequest {
-        handle: copy.clone(),
-        data: "COPY".into(),
-    })
-    .await
-    .unwrap();
-    c.flush(pb::FlushRequest {
-        handle: copy.clone(),
-        offset: None,
-        size: None,
-    })
-    .await
-    .unwrap();
-    let seen = c
-        .read(pb::ReadRequest {
-            handle: shared.clone(),
-            n: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut fx = Fixture::with_file("f", b"original").await;
+    let shared = fx.map_file("f", Access::Write).await;
+    let copy = fx.map_file("f", Access::Copy).await;
+    let Fixture { server, mut c, .. } = fx;
+    c.write(rq::write(&copy, "COPY")).await.unwrap();
+    c.flush(rq::flush(&copy)).await.unwrap();
+    let seen = c.read(rq::read(&shared, None)).await.unwrap().into_inner();
     assert_eq!(&seen.data[..], b"original");
     assert_eq!(std::fs::read(server.path("f")).unwrap(), b"original");
     let mine = c
@@ -206,11 +126,11 @@ async fn an_expired_lease_closes_its_handles() {
     let (mut c, mut admin) = server.clients().await;
     let short = session(&mut c, 1).await;
     let kept = session(&mut c, 1).await;
-    let h_short = map(&mut c, req(&short, "f", "a", Access::Default))
+    let h_short = map(&mut c, map_req(&short, "f", "a", Access::Default))
         .await
         .unwrap()
         .handle;
-    let h_kept = map(&mut c, req(&kept, "f", "b", Access::Default))
+    let h_kept = map(&mut c, map_req(&kept, "f", "b", Access::Default))
         .await
         .unwrap()
         .handle;
@@ -222,13 +142,7 @@ async fn an_expired_lease_closes_its_handles() {
         .await
         .unwrap();
     }
-    let err = c
-        .read(pb::ReadRequest {
-            handle: h_short,
-            n: None,
-        })
-        .await
-        .unwrap_err();
+    let err = c.read(rq::read(&h_short, None)).await.unwrap_err();
     assert_error(
         &err,
         Code::FailedPrecondition,
@@ -247,14 +161,7 @@ async fn an_expired_lease_closes_its_handles() {
         "SESSION_NOT_FOUND",
         &format!("session {short:?} not found or expired"),
     );
-    let ok = c
-        .read(pb::ReadRequest {
-            handle: h_kept,
-            n: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let ok = c.read(rq::read(&h_kept, None)).await.unwrap().into_inner();
     assert_eq!(&ok.data[..], b"data");
     let sessions = admin
         .list_sessions(pb::ListSessionsRequest {})
@@ -281,27 +188,19 @@ async fn an_expired_lease_closes_its_handles() {
 
 #[tokio::test]
 async fn close_session_closes_handles_and_keeps_writes() {
-    let server = TestServer::start().await;
-    std::fs::write(server.path("f"), vec![b'.'; 10]).unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let h = map(&mut c, req(&sid, "f", "", Access::Default))
-        .await
-        .unwrap()
-        .handle;
-    c.write(pb::WriteRequest {
-        handle: h.clone(),
-        data: "saved".into(),
-    })
-    .await
-    .unwrap();
+    let mut fx = Fixture::with_file("f", vec![b'.'; 10]).await;
+    let h = fx.map_file("f", Access::Default).await;
+    let Fixture {
+        server, mut c, sid, ..
+    } = fx;
+    c.write(rq::write(&h, "saved")).await.unwrap();
     c.close_session(pb::CloseSessionRequest {
         session_id: sid.clone(),
     })
     .await
     .unwrap();
     assert_eq!(std::fs::read(server.path("f")).unwrap(), b"saved.....");
-    let err = c.tell(pb::TellRequest { handle: h }).await.unwrap_err();
+    let err = c.tell(rq::tell(&h)).await.unwrap_err();
     assert_error(
         &err,
         Code::FailedPrecondition,
@@ -317,21 +216,16 @@ async fn close_session_closes_handles_and_keeps_writes() {
 
 #[tokio::test]
 async fn graceful_shutdown_returns_and_keeps_writes() {
-    let server = TestServer::start().await;
-    std::fs::write(server.path("f"), vec![0u8; 4096]).unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let h = map(&mut c, req(&sid, "f", "", Access::Default))
-        .await
-        .unwrap()
-        .handle;
-    c.write(pb::WriteRequest {
-        handle: h,
-        data: "unflushed".into(),
-    })
-    .await
-    .unwrap();
-    drop(c);
+    let mut fx = Fixture::with_file("f", vec![0u8; 4096]).await;
+    let h = fx.map_file("f", Access::Default).await;
+    let Fixture {
+        server,
+        mut c,
+        admin,
+        ..
+    } = fx;
+    c.write(rq::write(&h, "unflushed")).await.unwrap();
+    drop((c, admin));
     let root = server.shutdown().await;
     // The server is gone; the file must hold the write.
     assert_eq!(
@@ -381,25 +275,11 @@ async fn admin_info_health_and_reflection_answer() {
 
 #[tokio::test]
 async fn shrinking_a_file_under_another_mapping_is_refused_not_a_sigbus() {
-    let server = TestServer::start().await;
-    std::fs::write(server.path("f"), vec![5u8; 8192]).unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let a = map(&mut c, req(&sid, "f", "a", Access::Write))
-        .await
-        .unwrap()
-        .handle;
-    let b = map(&mut c, req(&sid, "f", "b", Access::Copy))
-        .await
-        .unwrap()
-        .handle;
-    let err = c
-        .resize(pb::ResizeRequest {
-            handle: a.clone(),
-            new_size: 100,
-        })
-        .await
-        .unwrap_err();
+    let mut fx = Fixture::with_file("f", vec![5u8; 8192]).await;
+    let a = fx.handle(fx.named_req("f", "a", Access::Write)).await;
+    let b = fx.handle(fx.named_req("f", "b", Access::Copy)).await;
+    let Fixture { server, mut c, .. } = fx;
+    let err = c.resize(rq::resize(&a, 100)).await.unwrap_err();
     assert_error(
         &err,
         Code::FailedPrecondition,
@@ -408,84 +288,49 @@ async fn shrinking_a_file_under_another_mapping_is_refused_not_a_sigbus() {
     );
     assert_eq!(std::fs::metadata(server.path("f")).unwrap().len(), 8192);
     // The other mapping's last byte is still readable: the server is alive.
-    let last = c
-        .get_item(pb::GetItemRequest {
-            handle: b.clone(),
-            index: -1,
-        })
-        .await
-        .unwrap();
+    let last = c.get_item(rq::get_item(&b, -1)).await.unwrap();
     assert_eq!(last.into_inner().value, 5);
     // Growing is always fine, and once the other mapping is gone, so is shrinking.
-    c.resize(pb::ResizeRequest {
-        handle: a.clone(),
-        new_size: 16384,
-    })
-    .await
-    .unwrap();
-    c.close(pb::CloseRequest { handle: b }).await.unwrap();
-    c.resize(pb::ResizeRequest {
-        handle: a,
-        new_size: 100,
-    })
-    .await
-    .unwrap();
+    c.resize(rq::resize(&a, 16384)).await.unwrap();
+    c.close(rq::close(&b)).await.unwrap();
+    c.resize(rq::resize(&a, 100)).await.unwrap();
     assert_eq!(std::fs::metadata(server.path("f")).unwrap().len(), 100);
 }
 
 #[tokio::test]
 async fn other_bounds_of_one_path_get_their_own_mapping_unless_named() {
-    let server = TestServer::start().await;
-    std::fs::write(server.path("f"), vec![1u8; 8192]).unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let whole = map(&mut c, req(&sid, "f", "", Access::Default))
-        .await
-        .unwrap();
-    let same = map(&mut c, req(&sid, "f", "", Access::Default))
-        .await
-        .unwrap();
+    let mut fx = Fixture::with_file("f", vec![1u8; 8192]).await;
+    let whole = fx.map(fx.file_req("f", Access::Default)).await.unwrap();
+    let same = fx.map(fx.file_req("f", Access::Default)).await.unwrap();
     assert_eq!(
         same.name, "f",
         "same bounds share the default-named mapping"
     );
-    let part = map(
-        &mut c,
-        pb::MapRequest {
+    let part = fx
+        .map(pb::MapRequest {
             length: 10,
-            ..req(&sid, "f", "", Access::Default)
-        },
-    )
-    .await
-    .unwrap();
+            ..fx.file_req("f", Access::Default)
+        })
+        .await
+        .unwrap();
     assert!(part.name.starts_with("f#"), "{}", part.name);
     assert_eq!(part.length, 10);
     // Both see one file's bytes, as two CPython objects would.
-    c.write(pb::WriteRequest {
-        handle: part.handle.clone(),
-        data: "xy".into(),
-    })
-    .await
-    .unwrap();
-    let seen = c
-        .read(pb::ReadRequest {
-            handle: whole.handle.clone(),
-            n: Some(2),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    fx.c.write(rq::write(&part.handle, "xy")).await.unwrap();
+    let seen =
+        fx.c.read(rq::read(&whole.handle, Some(2)))
+            .await
+            .unwrap()
+            .into_inner();
     assert_eq!(&seen.data[..], b"xy");
     // With an explicit name, other bounds are a conflict.
-    let err = map(
-        &mut c,
-        pb::MapRequest {
+    let err = fx
+        .map(pb::MapRequest {
             length: 10,
-            ..req(&sid, "f", "f", Access::Default)
-        },
-    )
-    .await
-    .unwrap_err();
+            ..fx.named_req("f", "f", Access::Default)
+        })
+        .await
+        .unwrap_err();
     assert_error(
         &err,
         Code::AlreadyExists,
@@ -496,16 +341,14 @@ async fn other_bounds_of_one_path_get_their_own_mapping_unless_named() {
 
 #[tokio::test]
 async fn a_failed_create_leaves_no_file_and_whole_file_maps_do_not_attach_to_windows() {
-    let server = TestServer::start().await;
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
+    let mut fx = Fixture::new().await;
     let unaligned = pb::MapRequest {
         create: true,
         length: 10,
         offset: 1,
-        ..req(&sid, "n", "", Access::Default)
+        ..fx.file_req("n", Access::Default)
     };
-    let err = map(&mut c, unaligned).await.unwrap_err();
+    let err = fx.map(unaligned).await.unwrap_err();
     assert_error(
         &err,
         Code::InvalidArgument,
@@ -513,79 +356,53 @@ async fn a_failed_create_leaves_no_file_and_whole_file_maps_do_not_attach_to_win
         "[Errno 22] Invalid argument",
     );
     assert!(
-        !server.path("n").exists(),
+        !fx.server.path("n").exists(),
         "the failed Map removed the file it created"
     );
     let huge = pb::MapRequest {
         create: true,
         length: i64::MAX,
         offset: 4096,
-        ..req(&sid, "h", "", Access::Default)
+        ..fx.file_req("h", Access::Default)
     };
-    let err = map(&mut c, huge).await.unwrap_err();
+    let err = fx.map(huge).await.unwrap_err();
     assert_error(
         &err,
         Code::InvalidArgument,
         "OVERFLOW_ERROR",
         "mmap offset + length is too large",
     );
-    assert!(!server.path("h").exists());
+    assert!(!fx.server.path("h").exists());
 
-    std::fs::write(server.path("f"), vec![0u8; 8192]).unwrap();
-    let window = map(
-        &mut c,
-        pb::MapRequest {
+    std::fs::write(fx.server.path("f"), vec![0u8; 8192]).unwrap();
+    let window = fx
+        .map(pb::MapRequest {
             length: 4096,
-            ..req(&sid, "f", "", Access::Default)
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(window.name, "f");
-    // mmap(fd, 0) is the whole file, as in CPython, not the 4096-byte window.
-    let whole = map(&mut c, req(&sid, "f", "", Access::Default))
+            ..fx.file_req("f", Access::Default)
+        })
         .await
         .unwrap();
+    assert_eq!(window.name, "f");
+    // mmap(fd, 0) is the whole file, as in CPython, not the 4096-byte window.
+    let whole = fx.map(fx.file_req("f", Access::Default)).await.unwrap();
     assert_eq!(whole.length, 8192);
     assert_ne!(whole.name, "f");
 }
 
 #[tokio::test]
 async fn a_copy_of_an_anonymous_region_blocks_shrinking_it() {
-    let server = TestServer::start().await;
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
+    let mut fx = Fixture::new().await;
     let anon = pb::MapRequest {
         length: 8192,
-        ..req(&sid, "", "region", Access::Default)
+        ..fx.named_req("", "region", Access::Default)
     };
-    let shared = map(&mut c, anon).await.unwrap().handle;
-    c.set_item(pb::SetItemRequest {
-        handle: shared.clone(),
-        index: 8000,
-        value: 3,
-    })
-    .await
-    .unwrap();
-    let copy = map(&mut c, req(&sid, "", "region", Access::Copy))
-        .await
-        .unwrap()
-        .handle;
-    let err = c
-        .resize(pb::ResizeRequest {
-            handle: shared.clone(),
-            new_size: 4096,
-        })
-        .await
-        .unwrap_err();
+    let shared = fx.handle(anon).await;
+    fx.c.set_item(rq::set_item(&shared, 8000, 3)).await.unwrap();
+    let copy = fx.handle(fx.named_req("", "region", Access::Copy)).await;
+    let c = &mut fx.c;
+    let err = c.resize(rq::resize(&shared, 4096)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     // Before the fix this read raised SIGBUS in the server.
-    let byte = c
-        .get_item(pb::GetItemRequest {
-            handle: copy,
-            index: 8000,
-        })
-        .await
-        .unwrap();
+    let byte = c.get_item(rq::get_item(&copy, 8000)).await.unwrap();
     assert_eq!(byte.into_inner().value, 3);
 }

@@ -5,7 +5,7 @@ mod support;
 
 use futures::StreamExt;
 use mmapd::pb::{self, Access};
-use support::{TestServer, assert_error, map, session};
+use support::{Fixture, TestServer, assert_error, rq};
 use tonic::Code;
 
 const BIG: usize = 64 << 20;
@@ -34,22 +34,16 @@ fn chunks(handle: &str, offset: Option<u64>, data: &[u8], size: usize) -> Vec<pb
 
 #[tokio::test]
 async fn sixty_four_mib_round_trips_through_the_streams() {
-    let server = TestServer::start().await;
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let m = map(
-        &mut c,
-        pb::MapRequest {
-            session_id: sid,
-            path: "big.bin".into(),
+    let mut fx = Fixture::new().await;
+    let m = fx
+        .map(pb::MapRequest {
             length: BIG as i64,
             create: true,
-            access: Access::Write as i32,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+            ..fx.file_req("big.bin", Access::Write)
+        })
+        .await
+        .unwrap();
+    let Fixture { server, mut c, .. } = fx;
     let data = pattern(BIG);
     let sent = chunks(&m.handle, None, &data, 1 << 20);
     let written = c
@@ -61,23 +55,16 @@ async fn sixty_four_mib_round_trips_through_the_streams() {
     assert_eq!(written, BIG as u64);
     // Cursor mode advanced the cursor like write().
     assert_eq!(
-        c.tell(pb::TellRequest {
-            handle: m.handle.clone()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .position,
+        c.tell(rq::tell(&m.handle))
+            .await
+            .unwrap()
+            .into_inner()
+            .position,
         BIG as u64
     );
 
     let mut stream = c
-        .read_stream(pb::ReadStreamRequest {
-            handle: m.handle.clone(),
-            offset: Some(0),
-            length: None,
-            chunk_size: 0,
-        })
+        .read_stream(rq::read_stream(&m.handle, Some(0), None, 0))
         .await
         .unwrap()
         .into_inner();
@@ -91,22 +78,14 @@ async fn sixty_four_mib_round_trips_through_the_streams() {
     assert!(got == data, "64 MiB read back differs");
     // Positional reads leave the cursor alone.
     assert_eq!(
-        c.tell(pb::TellRequest {
-            handle: m.handle.clone()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .position,
+        c.tell(rq::tell(&m.handle))
+            .await
+            .unwrap()
+            .into_inner()
+            .position,
         BIG as u64
     );
-    c.flush(pb::FlushRequest {
-        handle: m.handle.clone(),
-        offset: None,
-        size: None,
-    })
-    .await
-    .unwrap();
+    c.flush(rq::flush(&m.handle)).await.unwrap();
     assert!(
         std::fs::read(server.path("big.bin")).unwrap() == data,
         "file on disk differs"
@@ -115,36 +94,13 @@ async fn sixty_four_mib_round_trips_through_the_streams() {
 
 #[tokio::test]
 async fn cursor_reads_advance_and_chunks_are_capped() {
-    let server = TestServer::start().await;
     let data = pattern(10 << 20);
-    std::fs::write(server.path("f"), &data).unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let h = map(
-        &mut c,
-        pb::MapRequest {
-            session_id: sid,
-            path: "f".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .handle;
-    c.seek(pb::SeekRequest {
-        handle: h.clone(),
-        pos: 100,
-        whence: 0,
-    })
-    .await
-    .unwrap();
+    let mut fx = Fixture::with_file("f", &data).await;
+    let h = fx.map_file("f", Access::Default).await;
+    let Fixture { server, mut c, .. } = fx;
+    c.seek(rq::seek(&h, 100, 0)).await.unwrap();
     let mut stream = c
-        .read_stream(pb::ReadStreamRequest {
-            handle: h.clone(),
-            offset: None,
-            length: Some(9 << 20),
-            chunk_size: u32::MAX,
-        })
+        .read_stream(rq::read_stream(&h, None, Some(9 << 20), u32::MAX))
         .await
         .unwrap()
         .into_inner();
@@ -155,12 +111,7 @@ async fn cursor_reads_advance_and_chunks_are_capped() {
         got.extend_from_slice(&chunk.data);
     }
     assert!(got[..] == data[100..100 + (9 << 20)]);
-    let pos = c
-        .tell(pb::TellRequest { handle: h.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .position;
+    let pos = c.tell(rq::tell(&h)).await.unwrap().into_inner().position;
     assert_eq!(pos, 100 + (9 << 20));
 
     // A positional write past the end fails like write(), after writing
@@ -176,12 +127,7 @@ async fn cursor_reads_advance_and_chunks_are_capped() {
         .unwrap_err();
     assert_error(&err, Code::OutOfRange, "VALUE_ERROR", "data out of range");
     let err = c
-        .read_stream(pb::ReadStreamRequest {
-            handle: h.clone(),
-            offset: Some(11 << 20),
-            length: None,
-            chunk_size: 0,
-        })
+        .read_stream(rq::read_stream(&h, Some(11 << 20), None, 0))
         .await
         .unwrap_err();
     assert_error(
@@ -209,39 +155,15 @@ async fn cursor_reads_advance_and_chunks_are_capped() {
 #[tokio::test]
 async fn unary_reads_larger_than_a_message_are_refused_without_moving_the_cursor() {
     let server = TestServer::start_with(|c| c.limits.max_message_size = 1 << 20).await;
-    std::fs::write(server.path("f"), vec![1u8; 2 << 20]).unwrap();
-    let (mut c, _) = server.clients().await;
-    let sid = session(&mut c, 0).await;
-    let h = map(
-        &mut c,
-        pb::MapRequest {
-            session_id: sid,
-            path: "f".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .handle;
-    let err = c
-        .read(pb::ReadRequest {
-            handle: h.clone(),
-            n: None,
-        })
-        .await
-        .unwrap_err();
+    let mut fx = Fixture::on_with_file(server, "f", vec![1u8; 2 << 20]).await;
+    let h = fx.map_file("f", Access::Default).await;
+    let c = &mut fx.c;
+    let err = c.read(rq::read(&h, None)).await.unwrap_err();
     let msg = format!(
         "reply of {} bytes exceeds the {}-byte message limit; use ReadStream",
         2 << 20,
         (1 << 20) - 1024
     );
     assert_error(&err, Code::ResourceExhausted, "MESSAGE_TOO_LARGE", &msg);
-    assert_eq!(
-        c.tell(pb::TellRequest { handle: h })
-            .await
-            .unwrap()
-            .into_inner()
-            .position,
-        0
-    );
+    assert_eq!(c.tell(rq::tell(&h)).await.unwrap().into_inner().position, 0);
 }

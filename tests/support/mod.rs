@@ -1,11 +1,12 @@
 //! Shared end-to-end test harness: a real server from `mmapd_server::run` on
 //! 127.0.0.1:0 over a temporary data root, raw gRPC stubs connected to it,
-//! and assertions on error statuses.
+//! a [`Fixture`] bundling a server with a client and an open session,
+//! request builders in [`rq`], and assertions on error statuses.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use mmapd::pb::{self, admin_client::AdminClient, mmap_client::MmapClient};
+use mmapd::pb::{self, Access, admin_client::AdminClient, mmap_client::MmapClient};
 use tokio::sync::oneshot;
 use tonic::{Code, Status, transport::Channel};
 use tonic_types::{ErrorDetail, StatusExt};
@@ -93,6 +94,164 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+    }
+}
+
+/// A server, one connected client pair and a session (default TTL) on it.
+pub struct Fixture {
+    pub server: TestServer,
+    pub c: MmapClient<Channel>,
+    pub admin: AdminClient<Channel>,
+    pub sid: String,
+}
+
+impl Fixture {
+    /// A default server with an empty data root.
+    pub async fn new() -> Fixture {
+        Self::on(TestServer::start().await).await
+    }
+
+    /// A default server whose data root holds `name` with `bytes`.
+    pub async fn with_file(name: &str, bytes: impl AsRef<[u8]>) -> Fixture {
+        Self::on_with_file(TestServer::start().await, name, bytes).await
+    }
+
+    /// Writes `name` into `server`'s data root, then connects as [`Fixture::on`].
+    pub async fn on_with_file(server: TestServer, name: &str, bytes: impl AsRef<[u8]>) -> Fixture {
+        std::fs::write(server.path(name), bytes).unwrap();
+        Self::on(server).await
+    }
+
+    /// Connects to `server` and opens a session.
+    pub async fn on(server: TestServer) -> Fixture {
+        let (mut c, admin) = server.clients().await;
+        let sid = session(&mut c, 0).await;
+        Fixture {
+            server,
+            c,
+            admin,
+            sid,
+        }
+    }
+
+    /// A request to map `path` whole in this fixture's session.
+    pub fn file_req(&self, path: &str, access: Access) -> pb::MapRequest {
+        map_req(&self.sid, path, "", access)
+    }
+
+    /// A request to map `path` (or attach to `name`) in this fixture's session.
+    pub fn named_req(&self, path: &str, name: &str, access: Access) -> pb::MapRequest {
+        map_req(&self.sid, path, name, access)
+    }
+
+    /// Maps `req` with this fixture's client.
+    pub async fn map(&mut self, req: pb::MapRequest) -> Result<pb::MapResponse, Status> {
+        map(&mut self.c, req).await
+    }
+
+    /// Maps `req`, which must succeed, and returns the handle.
+    pub async fn handle(&mut self, req: pb::MapRequest) -> String {
+        self.map(req).await.expect("map").handle
+    }
+
+    /// Maps `path` whole with `access` and returns the handle.
+    pub async fn map_file(&mut self, path: &str, access: Access) -> String {
+        self.handle(self.file_req(path, access)).await
+    }
+}
+
+/// A request to map `path` (or attach to `name`) in `session_id`.
+pub fn map_req(session_id: &str, path: &str, name: &str, access: Access) -> pb::MapRequest {
+    pb::MapRequest {
+        session_id: session_id.into(),
+        path: path.into(),
+        name: name.into(),
+        access: access as i32,
+        ..Default::default()
+    }
+}
+
+/// Builders for the per-handle requests the tests send most.
+pub mod rq {
+    use mmapd::pb;
+
+    pub fn read(handle: &str, n: Option<i64>) -> pb::ReadRequest {
+        pb::ReadRequest {
+            handle: handle.into(),
+            n,
+        }
+    }
+
+    pub fn write(handle: &str, data: impl Into<bytes::Bytes>) -> pb::WriteRequest {
+        pb::WriteRequest {
+            handle: handle.into(),
+            data: data.into(),
+        }
+    }
+
+    pub fn tell(handle: &str) -> pb::TellRequest {
+        pb::TellRequest {
+            handle: handle.into(),
+        }
+    }
+
+    pub fn seek(handle: &str, pos: i64, whence: i32) -> pb::SeekRequest {
+        pb::SeekRequest {
+            handle: handle.into(),
+            pos,
+            whence,
+        }
+    }
+
+    pub fn resize(handle: &str, new_size: i64) -> pb::ResizeRequest {
+        pb::ResizeRequest {
+            handle: handle.into(),
+            new_size,
+        }
+    }
+
+    pub fn get_item(handle: &str, index: i64) -> pb::GetItemRequest {
+        pb::GetItemRequest {
+            handle: handle.into(),
+            index,
+        }
+    }
+
+    pub fn set_item(handle: &str, index: i64, value: i64) -> pb::SetItemRequest {
+        pb::SetItemRequest {
+            handle: handle.into(),
+            index,
+            value,
+        }
+    }
+
+    pub fn close(handle: &str) -> pb::CloseRequest {
+        pb::CloseRequest {
+            handle: handle.into(),
+        }
+    }
+
+    /// Flushes the whole mapping.
+    pub fn flush(handle: &str) -> pb::FlushRequest {
+        pb::FlushRequest {
+            handle: handle.into(),
+            offset: None,
+            size: None,
+        }
+    }
+
+    pub fn read_stream(
+        handle: &str,
+        offset: Option<u64>,
+        length: Option<u64>,
+        chunk_size: u32,
+    ) -> pb::ReadStreamRequest {
+        pb::ReadStreamRequest {
+            handle: handle.into(),
+            offset,
+            length,
+            chunk_size,
         }
     }
 }
