@@ -167,3 +167,16 @@ async fn unary_reads_larger_than_a_message_are_refused_without_moving_the_cursor
     assert_error(&err, Code::ResourceExhausted, "MESSAGE_TOO_LARGE", &msg);
     assert_eq!(c.tell(rq::tell(&h)).await.unwrap().into_inner().position, 0);
 }
+
+#[tokio::test]
+async fn a_write_stream_that_fails_midway_reports_what_landed() {
+    let mut fx = Fixture::with_file("f", [b'.'; 10]).await;
+    let h = fx.map_file("f", Access::Write).await;
+    let err =
+        fx.c.write_stream(futures::stream::iter(chunks(&h, Some(7), b"abcd", 2)))
+            .await
+            .unwrap_err();
+    let md = assert_error(&err, Code::OutOfRange, "VALUE_ERROR", "data out of range");
+    assert_eq!(md["written"], "2");
+    assert_eq!(std::fs::read(fx.server.path("f")).unwrap(), b".......ab.");
+}

@@ -86,6 +86,15 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// A streamed write that failed after `written` bytes had landed; the
+    /// cause decides the code and reason, `metadata["written"]` the count.
+    #[error("{cause}")]
+    PartialWrite {
+        /// Bytes of earlier chunks that were written.
+        written: u64,
+        /// Why the next chunk failed.
+        cause: Box<Error>,
+    },
     /// A request that breaks the protocol (not a Python-level error).
     #[error("{0}")]
     Protocol(Cow<'static, str>),
@@ -143,12 +152,17 @@ impl Error {
                 c(Code::ResourceExhausted, "MESSAGE_TOO_LARGE", "MemoryError")
             }
             Error::Protocol(_) => c(Code::InvalidArgument, "INVALID_REQUEST", "ValueError"),
+            Error::PartialWrite { cause, .. } => cause.classify(),
         }
     }
 
     fn metadata(&self, python: &str) -> HashMap<String, String> {
         let mut md = HashMap::from([("exception".to_owned(), python.to_owned())]);
         match self {
+            Error::PartialWrite { written, cause } => {
+                md = cause.metadata(python);
+                md.insert("written".into(), written.to_string());
+            }
             Error::Os { errno, path } => {
                 md.insert("errno".into(), errno.to_string());
                 if let Some(p) = path {

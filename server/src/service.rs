@@ -104,8 +104,16 @@ impl Mmap for MmapService {
             create: req.create,
         };
         let registry = Arc::clone(&self.registry);
+        let session_id = args.session_id.clone();
         let handle = blocking(move || registry.map(args)).await?;
-        let stat = handle.stat()?;
+        // The lease may have run out since the handle was made.
+        let stat = handle.stat().map_err(|err| {
+            if matches!(err, Error::Closed) {
+                Error::SessionNotFound(session_id)
+            } else {
+                err
+            }
+        })?;
         ok(pb::MapResponse {
             handle: handle.id().to_owned(),
             length: stat.length,
@@ -319,7 +327,15 @@ impl Mmap for MmapService {
         let mut written = 0u64;
         let mut data = first.data;
         loop {
-            handle.write_chunk(at, &data)?;
+            handle
+                .write_chunk(at, &data)
+                .map_err(|cause| match written {
+                    0 => cause,
+                    written => Error::PartialWrite {
+                        written,
+                        cause: Box::new(cause),
+                    },
+                })?;
             written += data.len() as u64;
             if let At::Offset(o) = at {
                 at = At::Offset(o + data.len() as u64);
