@@ -8,6 +8,11 @@
 //! that gap before anything else observes the cursor (every method call and
 //! every seek). At most one call is in flight, kept as a boxed future that
 //! owns a clone of the stub so it survives across polls.
+//!
+//! A failed call loses nothing the caller was told about: the bytes of a
+//! failed `Write` go back into the write-behind buffer (so every later flush
+//! fails too, until a seek or a method call reports and drops them), and a
+//! failed `Seek` keeps the read-ahead, since the server cursor did not move.
 
 use std::{
     fmt,
@@ -66,6 +71,15 @@ pub(crate) struct IoState {
     seek_request: Option<SeekFrom>,
     /// Whether the in-flight call answers a `poll_complete`.
     seek_in_flight: bool,
+    /// The bytes of the in-flight `Write`, put back in `write_buf` if it
+    /// fails so they are neither lost nor reported as flushed.
+    unacked_write: Bytes,
+    /// Whether `write_buf` holds bytes whose `Write` failed; a seek discards
+    /// them, anything else retries (and so reports the failure again).
+    write_failed: bool,
+    /// The read-ahead dropped when the in-flight `Seek` was sent, restored if
+    /// it fails: a failed seek leaves the server cursor where it was.
+    unread_before_seek: Bytes,
 }
 
 impl fmt::Debug for IoState {
@@ -81,6 +95,12 @@ impl fmt::Debug for IoState {
 impl IoState {
     pub(crate) fn set_server_position(&mut self, position: u64) {
         self.server_pos = Some(position);
+    }
+
+    /// The caller's position given the server cursor (at most one buffer
+    /// is non-empty).
+    fn caller_position(&self, server_pos: u64) -> u64 {
+        (server_pos + self.write_buf.len() as u64).saturating_sub(self.read_buf.len() as u64)
     }
 }
 
@@ -101,9 +121,11 @@ impl RemoteMmap {
 
     fn start_write(&mut self) {
         let mut stub = self.stub.clone();
+        let data = Bytes::from(std::mem::take(&mut self.io.write_buf));
+        self.io.unacked_write = data.clone();
         let request = pb::WriteRequest {
             handle: self.handle.clone(),
-            data: Bytes::from(std::mem::take(&mut self.io.write_buf)),
+            data,
         };
         self.start(async move { Ok(Outcome::Wrote(unary(stub.write(request).await)?.written)) });
     }
@@ -141,6 +163,8 @@ impl RemoteMmap {
         let outcome = ready!(call.as_mut().poll(cx));
         self.io.pending = None;
         let io = &mut self.io;
+        let unacked_write = std::mem::take(&mut io.unacked_write);
+        let unread_before_seek = std::mem::take(&mut io.unread_before_seek);
         Poll::Ready(match outcome {
             Ok(Outcome::Read(data)) => {
                 io.server_pos = io.server_pos.map(|pos| pos + data.len() as u64);
@@ -150,6 +174,7 @@ impl RemoteMmap {
                 }))
             }
             Ok(Outcome::Wrote(n)) => {
+                io.write_failed = false;
                 io.server_pos = io.server_pos.map(|pos| pos + n);
                 Ok(Some(Done::Wrote))
             }
@@ -160,6 +185,17 @@ impl RemoteMmap {
             Err(err) => {
                 // A failed call leaves the cursor unknown.
                 io.server_pos = None;
+                if !unacked_write.is_empty() {
+                    // Keep the bytes (nothing else was buffered meanwhile) so
+                    // a retried flush fails again rather than losing them.
+                    io.write_buf = Vec::from(unacked_write);
+                    io.write_failed = true;
+                }
+                if !unread_before_seek.is_empty() {
+                    // The server cursor did not move, so it is still past
+                    // this read-ahead: keep serving it.
+                    io.read_buf = unread_before_seek;
+                }
                 Err(err)
             }
         })
@@ -187,6 +223,12 @@ impl RemoteMmap {
     /// which may move the cursor, so the cached cursor is forgotten too.
     pub(crate) async fn settle(&mut self, rewind: bool) -> Result<(), Error> {
         let settled = poll_fn(|cx| self.poll_settle(cx, rewind)).await;
+        if settled.is_err() && self.io.write_failed {
+            // Reported to this method call; drop the bytes rather than fail
+            // every later call too.
+            self.io.write_buf.clear();
+            self.io.write_failed = false;
+        }
         self.io.server_pos = None;
         self.io.seek_request = None;
         self.io.seek_in_flight = false;
@@ -297,22 +339,27 @@ impl AsyncSeek for RemoteMmap {
             match ready!(this.poll_pending(cx))? {
                 Some(Done::Position(pos)) if this.io.seek_in_flight => {
                     this.io.seek_in_flight = false;
-                    return Poll::Ready(Ok(pos.saturating_sub(this.io.read_buf.len() as u64)));
+                    return Poll::Ready(Ok(this.io.caller_position(pos)));
                 }
                 Some(Done::Read { .. } | Done::Wrote | Done::Position(_)) => continue,
                 None => {}
             }
-            if !this.io.write_buf.is_empty() {
+            if this.io.write_failed && this.io.seek_request.is_some() {
+                // Seeking away abandons writes the server already refused.
+                this.io.write_buf.clear();
+                this.io.write_failed = false;
+            }
+            if !this.io.write_buf.is_empty() && !this.io.write_failed {
                 this.start_write();
             } else if let Some(target) = this.io.seek_request.take() {
                 let (pos, whence) = this.seek_target(target)?;
-                this.io.read_buf = Bytes::new();
+                this.io.unread_before_seek = std::mem::take(&mut this.io.read_buf);
                 this.start_seek_call(pos, whence);
                 this.io.seek_in_flight = true;
             } else if let Some(pos) = this.io.server_pos {
                 // No seek requested (tokio calls this first to finish any
                 // earlier seek): report the position without a call.
-                return Poll::Ready(Ok(pos.saturating_sub(this.io.read_buf.len() as u64)));
+                return Poll::Ready(Ok(this.io.caller_position(pos)));
             } else {
                 this.start_tell();
                 this.io.seek_in_flight = true;

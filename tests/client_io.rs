@@ -213,3 +213,82 @@ async fn write_stream_splits_chunks_and_read_stream_yields_them() {
     }
     assert!(back == data, "streamed data differs");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_seek_leaves_the_cursor_where_the_caller_was() {
+    let server = TestServer::start().await;
+    let session = session(&server).await;
+    let data = random_bytes(4096);
+    let mut map = new_file(&session, "badseek.bin", data.len()).await;
+    map.write(&data).await.expect("write");
+    map.seek(0, Whence::Set).await.expect("seek");
+
+    // The read pulls the whole mapping into the read-ahead buffer.
+    let mut head = [0u8; 10];
+    map.read_exact(&mut head).await.expect("read_exact");
+    assert!(
+        AsyncSeekExt::seek(&mut map, SeekFrom::Start(99_999))
+            .await
+            .is_err(),
+        "seek past the end must fail"
+    );
+    assert_eq!(map.stream_position().await.expect("stream_position"), 10);
+    assert_eq!(map.tell().await.expect("tell"), 10);
+    map.read_exact(&mut head).await.expect("read_exact");
+    assert_eq!(head, data[10..20]);
+
+    // Again, observed through the read-ahead rather than a method call.
+    assert!(
+        AsyncSeekExt::seek(&mut map, SeekFrom::End(1))
+            .await
+            .is_err(),
+        "seek past the end must fail"
+    );
+    map.read_exact(&mut head).await.expect("read_exact");
+    assert_eq!(head, data[20..30]);
+    assert_eq!(map.stream_position().await.expect("stream_position"), 30);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_write_is_not_reported_as_flushed() {
+    let server = TestServer::start().await;
+    let session = session(&server).await;
+    let mut map = new_file(&session, "badwrite.bin", 100).await;
+
+    // Accepted into the write-behind buffer; the server refuses it on flush.
+    AsyncWriteExt::write_all(&mut map, &[7; 150])
+        .await
+        .expect("write_all");
+    assert!(AsyncWriteExt::flush(&mut map).await.is_err(), "first flush");
+    // The bytes are still unwritten, so a retried flush fails too.
+    assert!(
+        AsyncWriteExt::flush(&mut map).await.is_err(),
+        "second flush"
+    );
+    assert!(AsyncWriteExt::shutdown(&mut map).await.is_err(), "shutdown");
+
+    // Seeking away abandons the refused bytes.
+    assert_eq!(
+        AsyncSeekExt::seek(&mut map, SeekFrom::Start(0))
+            .await
+            .expect("seek"),
+        0
+    );
+    AsyncWriteExt::flush(&mut map)
+        .await
+        .expect("flush after seek");
+    assert_eq!(
+        &map.get_slice(None, None, None).await.expect("slice")[..],
+        &[0; 100][..]
+    );
+
+    // A method call reports the failure once, then drops the bytes.
+    AsyncWriteExt::write_all(&mut map, &[7; 150])
+        .await
+        .expect("write_all");
+    assert!(map.tell().await.is_err(), "tell reports the failed write");
+    assert_eq!(map.tell().await.expect("tell"), 0);
+    AsyncWriteExt::flush(&mut map)
+        .await
+        .expect("nothing left to flush");
+}

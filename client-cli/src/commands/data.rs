@@ -8,6 +8,7 @@ use std::{
 };
 
 use futures::StreamExt;
+use indicatif::ProgressBar;
 use mmapd::{Access, RemoteMmap};
 use serde::Serialize;
 use tonic::Code;
@@ -49,6 +50,24 @@ fn describe(target: &Target) -> String {
     }
 }
 
+/// A progress bar cleared however the transfer ends, so that an error
+/// reported after it starts on a clean line.
+struct ClearOnDrop(ProgressBar);
+
+impl std::ops::Deref for ClearOnDrop {
+    type Target = ProgressBar;
+
+    fn deref(&self) -> &ProgressBar {
+        &self.0
+    }
+}
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
 /// Whether stdout is redirected to a regular file (`cat x > file`), the
 /// one case where `cat` shows a progress bar.
 fn stdout_is_file() -> bool {
@@ -63,7 +82,7 @@ fn stdout_is_file() -> bool {
 /// `cat`: streams the bytes to stdout.
 pub async fn cat(ctx: &Ctx, args: CatArgs) -> Result<()> {
     with_map(ctx, "cat", &args.target, Access::Read, async |map| {
-        let bar = if stdout_is_file() {
+        let bar = ClearOnDrop(if stdout_is_file() {
             let total = match args.length {
                 Some(n) => n,
                 None => map.len().await?.saturating_sub(args.offset),
@@ -71,7 +90,7 @@ pub async fn cat(ctx: &Ctx, args: CatArgs) -> Result<()> {
             progress::transfer("cat", total, true)
         } else {
             progress::transfer("cat", 0, false)
-        };
+        });
         let mut chunks = map
             .read_stream(Some(args.offset), args.length, CHUNK)
             .await?;
@@ -86,7 +105,7 @@ pub async fn cat(ctx: &Ctx, args: CatArgs) -> Result<()> {
         stdout
             .flush()
             .map_err(|err| CliError::local("cannot write to stdout", err))?;
-        bar.finish_and_clear();
+        drop(bar);
         Ok(())
     })
     .await
@@ -121,10 +140,10 @@ pub async fn get(ctx: &Ctx, args: GetArgs) -> Result<()> {
         let file = tokio::fs::File::create(local)
             .await
             .map_err(|err| CliError::local(format!("cannot create {}", local.display()), err))?;
-        let bar = progress::transfer("get", total, true);
+        let bar = ClearOnDrop(progress::transfer("get", total, true));
         let mut writer = bar.wrap_async_write(file);
         let bytes = map.download(Some(0), None, &mut writer).await?;
-        bar.finish_and_clear();
+        drop(bar);
         Ok(bytes)
     })
     .await?;
@@ -175,10 +194,10 @@ pub async fn put(ctx: &Ctx, args: PutArgs) -> Result<()> {
         if map.size().await? != len || map.len().await? != len {
             map.resize(signed).await?;
         }
-        let bar = progress::transfer("put", len, true);
+        let bar = ClearOnDrop(progress::transfer("put", len, true));
         let mut reader = bar.wrap_async_read(file);
         let bytes = map.upload(Some(0), &mut reader).await?;
-        bar.finish_and_clear();
+        drop(bar);
         Ok(bytes)
     }
     .await;

@@ -72,12 +72,11 @@ impl<'a> Args<'a> {
         if rest.is_empty() {
             return Err("missing DATA".to_owned());
         }
-        if let Ok(Some((bytes, after))) = literal(rest)
-            && after.trim().is_empty()
-        {
-            return Ok(bytes);
+        // A malformed literal is an error, not text to write as it is.
+        match literal(rest)? {
+            Some((bytes, after)) if after.trim().is_empty() => Ok(bytes),
+            Some(_) | None => Ok(rest.as_bytes().to_vec()),
         }
-        Ok(rest.as_bytes().to_vec())
     }
 
     /// Fails if arguments are left over.
@@ -92,20 +91,31 @@ impl<'a> Args<'a> {
 /// Parses a decimal (or `0x` hex) integer, with an optional sign.
 pub fn parse_int(word: &[u8], what: &str) -> ParseResult<i64> {
     let text = String::from_utf8_lossy(word);
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(digits) => (true, digits),
+    let not_integer = || format!("{what} must be an integer, not {text:?}");
+    let out_of_range = || format!("{what} {text} is out of range");
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(unsigned) => (true, unsigned),
         None => (false, text.strip_prefix('+').unwrap_or(&text)),
     };
-    let magnitude = match digits
+    let (radix, digits) = match unsigned
         .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
+        .or_else(|| unsigned.strip_prefix("0X"))
     {
-        Some(hex) => i128::from_str_radix(hex, 16),
-        None => digits.parse::<i128>(),
+        Some(hex) => (16, hex),
+        None => (10, unsigned),
+    };
+    // Only digits after the one sign and prefix: `from_str_radix` would
+    // take a second sign itself.
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(not_integer());
     }
-    .map_err(|_| format!("{what} must be an integer, not {text:?}"))?;
-    let value = if negative { -magnitude } else { magnitude };
-    i64::try_from(value).map_err(|_| format!("{what} {text} is out of range"))
+    let magnitude = i128::from_str_radix(digits, radix).map_err(|_| out_of_range())?;
+    let value = if negative {
+        magnitude.checked_neg().ok_or_else(out_of_range)?
+    } else {
+        magnitude
+    };
+    i64::try_from(value).map_err(|_| out_of_range())
 }
 
 /// A quoted literal at the start of `text`, and what follows it; `None`
@@ -159,11 +169,18 @@ fn escape(c: char, chars: &mut std::str::CharIndices<'_>, out: &mut Vec<u8>) -> 
         'f' => 0x0c,
         'v' => 0x0b,
         'x' => {
-            let hex: String = chars.by_ref().take(2).map(|(_, c)| c).collect();
-            if hex.len() != 2 {
-                return Err(format!("truncated \\x escape: \\x{hex}"));
+            // Exactly two hex digits: `from_str_radix` alone would take a
+            // sign, and a closing quote must not be swallowed.
+            let mut value = 0;
+            for _ in 0..2 {
+                let digit = chars.clone().next().and_then(|(_, d)| d.to_digit(16));
+                let Some(digit) = digit else {
+                    return Err("invalid \\x escape: it needs two hex digits".to_owned());
+                };
+                chars.next();
+                value = value * 16 + digit;
             }
-            u8::from_str_radix(&hex, 16).map_err(|_| format!("invalid \\x escape: \\x{hex}"))?
+            u8::try_from(value).map_err(|_| "invalid \\x escape".to_owned())?
         }
         '0'..='7' => {
             let mut value = c.to_digit(8).unwrap_or(0);
@@ -228,6 +245,36 @@ mod tests {
         assert_eq!(data("write it's 'x"), b"it's 'x");
         assert_eq!(data("write 'a' 'b'"), b"'a' 'b'");
         assert!(Args::new("write").1.data().is_err());
+        // A malformed literal is reported, not written as text.
+        for line in [
+            "write b'\\xZZ'",
+            "write '\\xZZ'",
+            "write b\"\\x1\"",
+            "write 'open",
+            "write b'\u{e9}'",
+        ] {
+            assert!(Args::new(line).1.data().is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn hex_escapes_need_exactly_two_hex_digits() {
+        let word = |line| Args::new(line).1.word();
+        assert_eq!(word("x '\\x41\\xfF'"), Ok(Some(b"A\xff".to_vec())));
+        assert_eq!(word("x b'\\x0a1'"), Ok(Some(b"\n1".to_vec())));
+        for line in [
+            "x '\\x+f'",
+            "x '\\x-1'",
+            "x '\\x'",
+            "x '\\x4'",
+            "x '\\x4'z'",
+            "x '\\x\u{e9}'",
+            "x '\\x4\u{e9}'",
+            "x '\\x",
+            "x '\\x g'",
+        ] {
+            assert!(word(line).is_err(), "{line}");
+        }
     }
 
     #[test]
@@ -236,6 +283,29 @@ mod tests {
         assert_eq!(parse_int(b"0x10", "N"), Ok(16));
         assert!(parse_int(b"ten", "N").is_err());
         assert!(parse_int(b"99999999999999999999", "N").is_err());
+        assert_eq!(parse_int(b"+7", "N"), Ok(7));
+        assert_eq!(parse_int(b"-0x10", "N"), Ok(-16));
+        assert_eq!(parse_int(b"-9223372036854775808", "N"), Ok(i64::MIN));
+        assert!(parse_int(b"9223372036854775808", "N").is_err());
+        // Used to panic negating i128::MIN.
+        assert!(parse_int(b"--170141183460469231731687303715884105728", "N").is_err());
+        assert!(parse_int(b"-170141183460469231731687303715884105728", "N").is_err());
+        for word in [
+            &b"--5"[..],
+            b"+-5",
+            b"-+5",
+            b"++5",
+            b"0x-5",
+            b"0x+5",
+            b"-0x-5",
+            b"0x",
+            b"-",
+            b"",
+            b" 5",
+            b"5_0",
+        ] {
+            assert!(parse_int(word, "N").is_err(), "{word:?}");
+        }
         let (command, mut args) = Args::new("  slice None 5 _ ");
         assert_eq!(command, "slice");
         assert_eq!(args.bound("START"), Ok(None));
