@@ -513,11 +513,6 @@ impl Handle {
             Ok(())
         })
     }
-
-    /// The cursor, for stream planning.
-    pub fn position(&self) -> Result<u64> {
-        self.tell()
-    }
 }
 
 /// CPython's "b" argument format (unsigned char).

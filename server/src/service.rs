@@ -282,7 +282,7 @@ impl Mmap for MmapService {
         let at = at(req.offset);
         let len = handle.length()?;
         let start = match at {
-            At::Cursor => handle.position()?.min(len),
+            At::Cursor => handle.tell()?.min(len),
             At::Offset(o) if o > len => {
                 return Err(Error::PastEnd("read offset out of range".into()).into());
             }
