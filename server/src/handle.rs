@@ -174,18 +174,8 @@ impl Handle {
 
     /// `m.write(data)`; returns the bytes written.
     pub fn write(&self, data: &[u8]) -> Result<u64> {
-        self.open(|pos| {
-            self.check_writable()?;
-            let mut region = self.mapping.region().write();
-            let len = len_of(&region);
-            if *pos > len || len - *pos < data.len() as i64 {
-                return Err(Error::PastEnd("data out of range".into()));
-            }
-            let start = *pos as usize;
-            region.write_at(start, data);
-            *pos += data.len() as i64;
-            Ok(data.len() as u64)
-        })
+        self.write_chunk(At::Cursor, data)?;
+        Ok(data.len() as u64)
     }
 
     /// `m.write_byte(value)`.
@@ -491,8 +481,8 @@ impl Handle {
         })
     }
 
-    /// Writes a stream chunk at the cursor (advancing it) or at an offset,
-    /// with `write()`'s checks.
+    /// `write()` at the cursor (advancing it), or at a fixed offset for
+    /// positional stream writes, with the same checks in CPython's order.
     pub fn write_chunk(&self, at: At, data: &[u8]) -> Result<()> {
         self.open(|pos| {
             self.check_writable()?;
