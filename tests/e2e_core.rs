@@ -175,55 +175,52 @@ async fn errors_carry_code_reason_and_cpython_message() {
         "[Errno 2] No such file or directory: 'nope'",
     );
     assert_eq!(md["errno"], "2");
-    let empty = fx
-        .map(fx.file_req("empty", Access::Default))
-        .await
-        .unwrap_err();
-    assert_error(
-        &empty,
-        Code::InvalidArgument,
-        "VALUE_ERROR",
-        "cannot mmap an empty file",
-    );
-    let long = fx
-        .map(pb::MapRequest {
-            length: 101,
-            ..fx.file_req("f", Access::Default)
-        })
-        .await
-        .unwrap_err();
-    assert_error(
-        &long,
-        Code::OutOfRange,
-        "VALUE_ERROR",
-        "mmap length is greater than file size",
-    );
-    let neg = fx
-        .map(pb::MapRequest {
-            length: -1,
-            ..fx.file_req("f", Access::Default)
-        })
-        .await
-        .unwrap_err();
-    assert_error(
-        &neg,
-        Code::InvalidArgument,
-        "OVERFLOW_ERROR",
-        "memory mapped length must be positive",
-    );
-    let bad_access = fx
-        .map(pb::MapRequest {
-            access: 7,
-            ..fx.file_req("f", Access::Default)
-        })
-        .await
-        .unwrap_err();
-    assert_error(
-        &bad_access,
-        Code::InvalidArgument,
-        "VALUE_ERROR",
-        "mmap invalid access parameter.",
-    );
+    let file = |path: &str| fx.file_req(path, Access::Default);
+    let refused = [
+        (
+            file("empty"),
+            Code::InvalidArgument,
+            "VALUE_ERROR",
+            "cannot mmap an empty file",
+        ),
+        (
+            pb::MapRequest {
+                length: 101,
+                ..file("f")
+            },
+            Code::OutOfRange,
+            "VALUE_ERROR",
+            "mmap length is greater than file size",
+        ),
+        (
+            pb::MapRequest {
+                length: -1,
+                ..file("f")
+            },
+            Code::InvalidArgument,
+            "OVERFLOW_ERROR",
+            "memory mapped length must be positive",
+        ),
+        (
+            pb::MapRequest {
+                access: 7,
+                ..file("f")
+            },
+            Code::InvalidArgument,
+            "VALUE_ERROR",
+            "mmap invalid access parameter.",
+        ),
+        (
+            map_req("bogus", "f", "", Access::Default),
+            Code::NotFound,
+            "SESSION_NOT_FOUND",
+            "session \"bogus\" not found or expired",
+        ),
+    ];
+    for (req, code, reason, message) in refused {
+        let err = fx.map(req).await.unwrap_err();
+        assert_error(&err, code, reason, message);
+    }
     let unaligned = fx
         .map(pb::MapRequest {
             offset: 1,
@@ -239,17 +236,6 @@ async fn errors_carry_code_reason_and_cpython_message() {
         "[Errno 22] Invalid argument",
     );
     assert_eq!(md["errno"], "22");
-    let no_session = fx
-        .map(map_req("bogus", "f", "", Access::Default))
-        .await
-        .unwrap_err();
-    assert_error(
-        &no_session,
-        Code::NotFound,
-        "SESSION_NOT_FOUND",
-        "session \"bogus\" not found or expired",
-    );
-
     let ro = fx.map_file("f", Access::Read).await;
     let c = &mut fx.c;
     let write = c.write(rq::write(&ro, "x")).await.unwrap_err();
