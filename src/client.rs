@@ -84,7 +84,7 @@ impl Client {
         Ok(unary(
             self.admin
                 .clone()
-                .list_sessions(pb::ListSessionsRequest {})
+                .list_sessions(pb::ListSessionsRequest::default())
                 .await,
         )?
         .sessions)
@@ -95,7 +95,7 @@ impl Client {
         Ok(unary(
             self.admin
                 .clone()
-                .list_mappings(pb::ListMappingsRequest {})
+                .list_mappings(pb::ListMappingsRequest::default())
                 .await,
         )?
         .mappings)

@@ -54,7 +54,7 @@ async fn handles_with_one_name_share_bytes_and_resize_but_not_cursors() {
     assert_eq!(item.into_inner().value, 42);
 
     let mappings = admin
-        .list_mappings(pb::ListMappingsRequest {})
+        .list_mappings(pb::ListMappingsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -164,7 +164,7 @@ async fn an_expired_lease_closes_its_handles() {
     let ok = c.read(rq::read(&h_kept, None)).await.unwrap().into_inner();
     assert_eq!(&ok.data[..], b"data");
     let sessions = admin
-        .list_sessions(pb::ListSessionsRequest {})
+        .list_sessions(pb::ListSessionsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -175,7 +175,7 @@ async fn an_expired_lease_closes_its_handles() {
         (kept.as_str(), 1)
     );
     let mappings = admin
-        .list_mappings(pb::ListMappingsRequest {})
+        .list_mappings(pb::ListMappingsRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -1,7 +1,7 @@
 //! The gRPC adapter for `mmapd.v1.Admin`: server facts and introspection.
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use mmapd::pb::{self, admin_server::Admin};
 use tonic::{Request, Response, Status};
@@ -13,12 +13,42 @@ use crate::{Limits, convert::access_to_pb, mem, registry::Registry};
 pub struct AdminService {
     registry: Arc<Registry>,
     limits: Limits,
+    shutdown_grace: Duration,
 }
 
 impl AdminService {
     /// A service over a registry.
-    pub fn new(registry: Arc<Registry>, limits: Limits) -> Self {
-        Self { registry, limits }
+    pub fn new(registry: Arc<Registry>, limits: Limits, shutdown_grace: Duration) -> Self {
+        Self {
+            registry,
+            limits,
+            shutdown_grace,
+        }
+    }
+}
+
+/// Every limit, as `GetServerInfo` reports it.
+fn limits_to_pb(l: &Limits, shutdown_grace: Duration) -> pb::ServerLimits {
+    let secs = |d: Duration| d.as_secs().min(u32::MAX.into()) as u32;
+    pb::ServerLimits {
+        max_anonymous_bytes: l.max_anonymous_bytes,
+        max_mapping_length: l.max_mapping_length,
+        max_sessions: l.max_sessions,
+        max_handles_per_session: l.max_handles_per_session,
+        max_mappings: l.max_mappings,
+        max_map_areas: l.max_map_areas,
+        max_name_length: l.max_name_length,
+        max_client_name_length: l.max_client_name_length,
+        max_path_length: l.max_path_length,
+        max_inflight_bytes: l.max_inflight_bytes,
+        max_streams_per_connection: l.max_streams_per_connection,
+        max_stream_buffer_bytes: l.max_stream_buffer_bytes,
+        max_connections: l.max_connections,
+        idle_timeout_seconds: secs(l.idle_timeout),
+        keepalive_interval_seconds: secs(l.keepalive_interval),
+        keepalive_timeout_seconds: secs(l.keepalive_timeout),
+        max_page_size: l.max_page_size,
+        shutdown_grace_seconds: secs(shutdown_grace),
     }
 }
 
@@ -39,6 +69,9 @@ impl Admin for AdminService {
             default_ttl_seconds: self.registry.default_ttl().as_secs() as u32,
             sessions: self.registry.sessions().len() as u32,
             mappings: self.registry.mappings().len() as u32,
+            limits: Some(limits_to_pb(&self.limits, self.shutdown_grace)),
+            anonymous_bytes: 0,
+            connections: 0,
         }))
     }
 
@@ -57,7 +90,10 @@ impl Admin for AdminService {
                 handles: s.handles,
             })
             .collect();
-        Ok(Response::new(pb::ListSessionsResponse { sessions }))
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions,
+            next_page_token: String::new(),
+        }))
     }
 
     async fn list_mappings(
@@ -76,6 +112,9 @@ impl Admin for AdminService {
                 handles: m.handles,
             })
             .collect();
-        Ok(Response::new(pb::ListMappingsResponse { mappings }))
+        Ok(Response::new(pb::ListMappingsResponse {
+            mappings,
+            next_page_token: String::new(),
+        }))
     }
 }

@@ -98,6 +98,29 @@ pub enum Error {
     /// A request that breaks the protocol (not a Python-level error).
     #[error("{0}")]
     Protocol(Cow<'static, str>),
+    /// A request over one of the server's limits; nothing was done.
+    #[error("{limit} limit of {value} reached")]
+    Quota {
+        /// The limit's name, as in `ServerLimits` (e.g. "max_sessions").
+        limit: &'static str,
+        /// Its configured value.
+        value: u64,
+    },
+    /// The mapping lost pages under it (the file was truncated outside
+    /// mmapd, or its blocks could not be allocated): the access faulted and
+    /// was turned into this error. The handle must be closed and remapped.
+    #[error(
+        "[Errno 5] Input/output error: mapping {name:?} lost pages under it \
+         (the file was truncated or could not be written); close it and map again"
+    )]
+    Broken {
+        /// The mapping's name.
+        name: String,
+    },
+    /// A server bug (a panicking handler) or an error from the transport
+    /// that has no better class; the server keeps serving.
+    #[error("{0}")]
+    Internal(Cow<'static, str>),
 }
 
 /// What an error becomes on the wire.
@@ -152,6 +175,9 @@ impl Error {
                 c(Code::ResourceExhausted, "MESSAGE_TOO_LARGE", "MemoryError")
             }
             Error::Protocol(_) => c(Code::InvalidArgument, "INVALID_REQUEST", "ValueError"),
+            Error::Quota { .. } => c(Code::ResourceExhausted, "QUOTA_EXCEEDED", "OSError"),
+            Error::Broken { .. } => c(Code::DataLoss, "MAPPING_BROKEN", "OSError"),
+            Error::Internal(_) => c(Code::Internal, "INTERNAL", "SystemError"),
             Error::PartialWrite { cause, .. } => cause.classify(),
         }
     }
@@ -184,6 +210,14 @@ impl Error {
             Error::AdviceRefused(option) => {
                 md.insert("option".into(), option.to_string());
             }
+            Error::Quota { limit, value } => {
+                md.insert("limit".into(), (*limit).to_owned());
+                md.insert("value".into(), value.to_string());
+            }
+            Error::Broken { name } => {
+                md.insert("errno".into(), "5".into());
+                md.insert("name".into(), name.clone());
+            }
             Error::Closed
             | Error::AccessDenied(_)
             | Error::PastEnd(_)
@@ -192,7 +226,8 @@ impl Error {
             | Error::WrongSize(_)
             | Error::Overflow(_)
             | Error::TooLarge { .. }
-            | Error::Protocol(_) => {}
+            | Error::Protocol(_)
+            | Error::Internal(_) => {}
         }
         md
     }

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod convert;
 pub mod error;
 pub mod handle;
+pub mod limits;
 pub mod mapping;
 pub mod mem;
 pub mod paths;
@@ -24,37 +25,7 @@ use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 use mmapd::pb::{admin_server::AdminServer, mmap_server::MmapServer};
 use tonic::transport::server::TcpIncoming;
 
-/// Message and chunk size limits, set explicitly rather than left to tonic's
-/// 4 MiB default so a large unary read fails with a clear error.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest gRPC message in either direction.
-    pub max_message_size: usize,
-    /// ReadStream chunk when the client asks for 0.
-    pub default_chunk: usize,
-    /// Largest ReadStream chunk.
-    pub max_chunk: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_message_size: 64 << 20,
-            default_chunk: 256 << 10,
-            max_chunk: 4 << 20,
-        }
-    }
-}
-
-impl Limits {
-    /// The chunk size a ReadStream request gets.
-    pub fn chunk_size(&self, asked: u32) -> usize {
-        match asked {
-            0 => self.default_chunk,
-            n => (n as usize).min(self.max_chunk),
-        }
-    }
-}
+pub use limits::Limits;
 
 /// Server configuration; [`Config::new`] gives the embedded defaults.
 #[derive(Debug, Clone)]
@@ -63,17 +34,22 @@ pub struct Config {
     pub root: PathBuf,
     /// Lease TTL for sessions that ask for 0.
     pub default_ttl: Duration,
-    /// Message and chunk limits.
+    /// Every resource limit.
     pub limits: Limits,
+    /// How long in-flight calls may run on at shutdown before streams are
+    /// cancelled; the final flush comes after it.
+    pub shutdown_grace: Duration,
 }
 
 impl Config {
-    /// The defaults for a data root: 60 s leases, 64 MiB messages.
+    /// The defaults for a data root: 60 s leases, 64 MiB messages, limits
+    /// derived from the machine, 20 s of shutdown grace.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
             default_ttl: Duration::from_secs(60),
             limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -88,7 +64,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let root = paths::Root::open(&config.root)?;
+    let root = paths::Root::open(&config.root)
+        .map_err(|err| format!("cannot open data root {}: {err}", config.root.display()))?;
     let registry = Arc::new(registry::Registry::new(root, config.default_ttl));
     let limits = config.limits;
 
@@ -126,9 +103,13 @@ pub async fn run(
     let mmap = MmapServer::new(service::MmapService::new(Arc::clone(&registry), limits))
         .max_decoding_message_size(limits.max_message_size)
         .max_encoding_message_size(limits.max_message_size);
-    let admin = AdminServer::new(admin::AdminService::new(Arc::clone(&registry), limits))
-        .max_decoding_message_size(limits.max_message_size)
-        .max_encoding_message_size(limits.max_message_size);
+    let admin = AdminServer::new(admin::AdminService::new(
+        Arc::clone(&registry),
+        limits,
+        config.shutdown_grace,
+    ))
+    .max_decoding_message_size(limits.max_message_size)
+    .max_encoding_message_size(limits.max_message_size);
 
     // Without TCP_NODELAY, Nagle and delayed ACKs stall small replies by
     // ~40 ms: fatal for a service of many small calls.

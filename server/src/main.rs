@@ -22,6 +22,144 @@ struct Args {
     /// Log format.
     #[arg(long, env = "MMAPD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Seconds in-flight calls get at shutdown before streams are cancelled
+    /// (every mapping is flushed after it).
+    #[arg(long, env = "MMAPD_SHUTDOWN_GRACE", default_value_t = 20)]
+    shutdown_grace: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Overrides of the limits; each default is derived from the machine (see
+/// the README's Limits section). Sizes take K, M, G, T suffixes (powers of
+/// 1024).
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Limits")]
+struct LimitArgs {
+    /// Largest gRPC message in either direction [default: 64M].
+    #[arg(long, env = "MMAPD_MAX_MESSAGE_SIZE", value_parser = size)]
+    max_message_size: Option<u64>,
+    /// Largest ReadStream chunk [default: 4M].
+    #[arg(long, env = "MMAPD_MAX_CHUNK_SIZE", value_parser = size)]
+    max_chunk_size: Option<u64>,
+    /// Total bytes of anonymous regions and private copies [default: half
+    /// the memory cgroup limit, else of RAM].
+    #[arg(long, env = "MMAPD_MAX_ANONYMOUS_BYTES", value_parser = size)]
+    max_anonymous_bytes: Option<u64>,
+    /// Largest length of one mapping [default: 1T].
+    #[arg(long, env = "MMAPD_MAX_MAPPING_LENGTH", value_parser = size)]
+    max_mapping_length: Option<u64>,
+    /// Live sessions [default: 10000].
+    #[arg(long, env = "MMAPD_MAX_SESSIONS")]
+    max_sessions: Option<u32>,
+    /// Open handles per session [default: 1024].
+    #[arg(long, env = "MMAPD_MAX_HANDLES_PER_SESSION")]
+    max_handles_per_session: Option<u32>,
+    /// Live mappings, each one file descriptor [default: the fd limit less
+    /// connections and a reserve].
+    #[arg(long, env = "MMAPD_MAX_MAPPINGS")]
+    max_mappings: Option<u32>,
+    /// Memory areas mappings may use [default: half of vm.max_map_count].
+    #[arg(long, env = "MMAPD_MAX_MAP_AREAS")]
+    max_map_areas: Option<u32>,
+    /// Longest mapping name in bytes [default: 1024].
+    #[arg(long, env = "MMAPD_MAX_NAME_LENGTH")]
+    max_name_length: Option<u32>,
+    /// Longest client name in bytes [default: 1024].
+    #[arg(long, env = "MMAPD_MAX_CLIENT_NAME_LENGTH")]
+    max_client_name_length: Option<u32>,
+    /// Longest path in bytes [default: 4096].
+    #[arg(long, env = "MMAPD_MAX_PATH_LENGTH")]
+    max_path_length: Option<u32>,
+    /// Bytes of unary requests in flight; more waits [default: an eighth of
+    /// memory, at least 128M].
+    #[arg(long, env = "MMAPD_MAX_INFLIGHT_BYTES", value_parser = size)]
+    max_inflight_bytes: Option<u64>,
+    /// Concurrent RPCs per connection [default: 128].
+    #[arg(long, env = "MMAPD_MAX_STREAMS_PER_CONNECTION")]
+    max_streams_per_connection: Option<u32>,
+    /// Bytes ReadStreams may hold buffered; more waits [default: an eighth
+    /// of memory, at least 16M].
+    #[arg(long, env = "MMAPD_MAX_STREAM_BUFFER_BYTES", value_parser = size)]
+    max_stream_buffer_bytes: Option<u64>,
+    /// Open connections [default: a quarter of the fd limit, at most 10000].
+    #[arg(long, env = "MMAPD_MAX_CONNECTIONS")]
+    max_connections: Option<u32>,
+    /// Seconds a connection may stay without an RPC [default: 300].
+    #[arg(long, env = "MMAPD_IDLE_TIMEOUT")]
+    idle_timeout: Option<u64>,
+    /// Seconds between HTTP/2 keepalive pings [default: 30].
+    #[arg(long, env = "MMAPD_KEEPALIVE_INTERVAL")]
+    keepalive_interval: Option<u64>,
+    /// Seconds a keepalive ping may go unanswered [default: 10].
+    #[arg(long, env = "MMAPD_KEEPALIVE_TIMEOUT")]
+    keepalive_timeout: Option<u64>,
+    /// Largest page of ListSessions and ListMappings [default: 1000].
+    #[arg(long, env = "MMAPD_MAX_PAGE_SIZE")]
+    max_page_size: Option<u32>,
+}
+
+impl LimitArgs {
+    /// The derived defaults with every given flag applied.
+    fn apply(&self, l: &mut mmapd_server::Limits) {
+        fn set<T: Copy>(slot: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        let usize_of = |v: Option<u64>| v.map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+        let secs = |v: Option<u64>| v.map(Duration::from_secs);
+        set(&mut l.max_message_size, usize_of(self.max_message_size));
+        set(&mut l.max_chunk, usize_of(self.max_chunk_size));
+        l.default_chunk = l.default_chunk.min(l.max_chunk);
+        set(&mut l.max_anonymous_bytes, self.max_anonymous_bytes);
+        set(&mut l.max_mapping_length, self.max_mapping_length);
+        set(&mut l.max_sessions, self.max_sessions);
+        set(&mut l.max_handles_per_session, self.max_handles_per_session);
+        set(&mut l.max_mappings, self.max_mappings);
+        set(&mut l.max_map_areas, self.max_map_areas);
+        set(&mut l.max_name_length, self.max_name_length);
+        set(&mut l.max_client_name_length, self.max_client_name_length);
+        set(&mut l.max_path_length, self.max_path_length);
+        set(&mut l.max_inflight_bytes, self.max_inflight_bytes);
+        set(
+            &mut l.max_streams_per_connection,
+            self.max_streams_per_connection,
+        );
+        set(&mut l.max_stream_buffer_bytes, self.max_stream_buffer_bytes);
+        set(&mut l.max_connections, self.max_connections);
+        set(&mut l.idle_timeout, secs(self.idle_timeout));
+        set(&mut l.keepalive_interval, secs(self.keepalive_interval));
+        set(&mut l.keepalive_timeout, secs(self.keepalive_timeout));
+        set(&mut l.max_page_size, self.max_page_size);
+    }
+}
+
+/// A byte count with an optional binary suffix: 512, 64K, 1M, 2G, 1T.
+fn size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (a number, optionally K, M, G or T)"))?;
+    let shift = match suffix
+        .trim_end_matches(['i', 'B', 'b'])
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("{text:?}: unknown size suffix {suffix:?}")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -44,9 +182,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         LogFormat::Json => logs.json().init(),
     }
 
-    let mut config = mmapd_server::Config::new(args.root);
+    let mut config = mmapd_server::Config::new(&args.root);
     config.default_ttl = Duration::from_secs(args.session_ttl.max(1));
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    args.limits.apply(&mut config.limits);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", args.listen))?;
     mmapd_server::run(listener, config, shutdown_signal()).await
 }
 

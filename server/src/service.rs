@@ -36,7 +36,7 @@ impl MmapService {
 
     /// Largest payload a unary reply may carry, leaving room for framing.
     fn max_reply(&self) -> u64 {
-        (self.limits.max_message_size - 1024) as u64
+        self.limits.max_reply()
     }
 }
 
