@@ -22,12 +22,22 @@ use serde_json::Value;
 
 /// The environment variables `mmapd` reads; any other `MMAPD_*` name in a
 /// deploy file is a typo that the server would silently ignore.
-const KNOWN_MMAPD_ENV: &[&str] = &[
-    "MMAPD_ROOT",
-    "MMAPD_LISTEN",
-    "MMAPD_SESSION_TTL",
-    "MMAPD_LOG_FORMAT",
-];
+/// Every `MMAPD_*` variable the `mmapd` binary reads, taken from its flag
+/// definitions so a new flag needs no second list here.
+fn known_mmapd_env() -> Vec<String> {
+    let main = std::fs::read_to_string(repo_path("server/src/main.rs")).expect("server main.rs");
+    main.split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| name.starts_with("MMAPD_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Seconds of `--shutdown-grace` when no variable sets it (main.rs default).
+const DEFAULT_SHUTDOWN_GRACE: u64 = 20;
+/// Time the final flush of every mapping may take after the grace period.
+const FLUSH_ALLOWANCE: u64 = 30;
 
 /// gRPC health service names the server registers.
 const HEALTH_SERVICES: &[&str] = &["", "mmapd.v1.Mmap"];
@@ -308,10 +318,18 @@ fn listen_port(addr: &str) -> Option<u16> {
     addr.parse::<SocketAddr>().ok().map(|a| a.port())
 }
 
+/// The grace a deploy file gives mmapd: its variable, else the default.
+fn shutdown_grace(value: Option<&str>) -> u64 {
+    value
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_SHUTDOWN_GRACE)
+}
+
 fn unknown_mmapd_vars<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let known = known_mmapd_env();
     names
         .into_iter()
-        .filter(|n| n.starts_with("MMAPD_") && !KNOWN_MMAPD_ENV.contains(n))
+        .filter(|n| n.starts_with("MMAPD_") && !known.iter().any(|k| k == n))
         .map(str::to_string)
         .collect()
 }
@@ -760,10 +778,11 @@ fn check_kubernetes(text: &str, image: &ImageFacts, p: &mut Problems) {
         "kubernetes: container must not be privileged".into()
     });
 
-    // Time to drain and flush on SIGTERM.
+    // Time to drain (the shutdown grace) and then flush on SIGTERM.
     let grace = pod["terminationGracePeriodSeconds"].as_u64();
-    p.ensure(grace.is_some_and(|g| g >= 30), || {
-        format!("kubernetes: terminationGracePeriodSeconds must be set (>= 30) to let mmapd flush, got {grace:?}")
+    let needed = shutdown_grace(env_lookup(&env, "MMAPD_SHUTDOWN_GRACE")) + FLUSH_ALLOWANCE;
+    p.ensure(grace.is_some_and(|g| g >= needed), || {
+        format!("kubernetes: terminationGracePeriodSeconds must cover MMAPD_SHUTDOWN_GRACE plus {FLUSH_ALLOWANCE} s of flush ({needed}), got {grace:?}")
     });
 }
 
@@ -838,8 +857,12 @@ fn check_systemd(unit_text: &str, env_text: &str, p: &mut Problems) {
         matches!(unit.last(S, "KillSignal"), None | Some("SIGTERM")),
         || "systemd: KillSignal must be SIGTERM".into(),
     );
-    p.ensure(unit.last(S, "TimeoutStopSec").is_some(), || {
-        "systemd: TimeoutStopSec must be set so mmapd can flush on stop".into()
+    let stop = unit
+        .last(S, "TimeoutStopSec")
+        .and_then(|v| v.trim_end_matches('s').parse::<u64>().ok());
+    let needed = shutdown_grace(env_lookup(&env, "MMAPD_SHUTDOWN_GRACE")) + FLUSH_ALLOWANCE;
+    p.ensure(stop.is_some_and(|s| s >= needed), || {
+        format!("systemd: TimeoutStopSec must cover MMAPD_SHUTDOWN_GRACE plus {FLUSH_ALLOWANCE} s of flush ({needed}s), got {stop:?}")
     });
     p.ensure(
         matches!(
@@ -979,6 +1002,7 @@ fn checks_catch_broken_deploy_files() {
         (K8s, "fsGroup: 10001", "supplementalGroups: [10001]", "fsGroup"),
         (K8s, "terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 5", "terminationGracePeriodSeconds"),
         (K8s, "value: json", "value: text", "MMAPD_LOG_FORMAT"),
+        (K8s, "value: \"20\"", "value: \"45\"", "terminationGracePeriodSeconds"),
         (K8s, "name: MMAPD_LISTEN", "name: MMAPD_LISTN", "unknown variable"),
         (K8s, "serviceName: mmapd-headless", "serviceName: mmapd", "headless"),
         (K8s, "  clusterIP: None\n", "", "headless"),
@@ -1000,6 +1024,8 @@ fn checks_catch_broken_deploy_files() {
         (Unit, "StateDirectory=mmapd", "StateDirectory=mmap", "StateDirectory"),
         (Unit, "TimeoutStopSec=60s\n", "", "TimeoutStopSec"),
         (Unit, "KillSignal=SIGTERM", "KillSignal=SIGKILL", "KillSignal"),
+        (Unit, "TimeoutStopSec=60s", "TimeoutStopSec=30s", "TimeoutStopSec"),
+        (Env, "MMAPD_SHUTDOWN_GRACE=20", "MMAPD_SHUTDOWN_GRACE=45", "TimeoutStopSec"),
         (Unit, "Restart=on-failure", "Restart=no", "Restart"),
         (Unit, "LimitNOFILE=65536\n", "", "LimitNOFILE"),
         (Env, "MMAPD_ROOT=/var/lib/mmapd", "MMAPD_ROOT=/srv/mmapd", "ReadWritePaths"),

@@ -18,6 +18,8 @@ fn info_reports_version_limits_and_health() {
         format!("version                 {}", env!("CARGO_PKG_VERSION")),
         "max message             64 MiB".to_owned(),
         "default session ttl     60s".to_owned(),
+        "max sessions            10000".to_owned(),
+        "shutdown grace          20s".to_owned(),
     ] {
         assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
     }
@@ -39,6 +41,12 @@ fn info_reports_version_limits_and_health() {
     assert_eq!(info["default_ttl_seconds"], 60);
     assert_eq!(info["sessions"], 0);
     assert_eq!(info["mappings"], 0);
+    let limits = &info["limits"];
+    assert_eq!(limits["max_sessions"], 10_000);
+    assert_eq!(limits["max_name_length"], 1024);
+    assert_eq!(limits["shutdown_grace_seconds"], 20);
+    assert!(limits["max_anonymous_bytes"].as_u64().unwrap() > 0);
+    assert!(limits["max_mappings"].as_u64().unwrap() >= 16);
 }
 
 #[test]

@@ -24,6 +24,57 @@ struct Info {
     default_ttl_seconds: u32,
     sessions: u32,
     mappings: u32,
+    anonymous_bytes: u64,
+    connections: u32,
+    limits: Limits,
+}
+
+/// The server's limits, as `info -o json` prints them.
+#[derive(Debug, Serialize)]
+struct Limits {
+    max_anonymous_bytes: u64,
+    max_mapping_length: u64,
+    max_sessions: u32,
+    max_handles_per_session: u32,
+    max_mappings: u32,
+    max_map_areas: u32,
+    max_name_length: u32,
+    max_client_name_length: u32,
+    max_path_length: u32,
+    max_inflight_bytes: u64,
+    max_streams_per_connection: u32,
+    max_stream_buffer_bytes: u64,
+    max_connections: u32,
+    idle_timeout_seconds: u32,
+    keepalive_interval_seconds: u32,
+    keepalive_timeout_seconds: u32,
+    max_page_size: u32,
+    shutdown_grace_seconds: u32,
+}
+
+impl From<pb::ServerLimits> for Limits {
+    fn from(l: pb::ServerLimits) -> Self {
+        Limits {
+            max_anonymous_bytes: l.max_anonymous_bytes,
+            max_mapping_length: l.max_mapping_length,
+            max_sessions: l.max_sessions,
+            max_handles_per_session: l.max_handles_per_session,
+            max_mappings: l.max_mappings,
+            max_map_areas: l.max_map_areas,
+            max_name_length: l.max_name_length,
+            max_client_name_length: l.max_client_name_length,
+            max_path_length: l.max_path_length,
+            max_inflight_bytes: l.max_inflight_bytes,
+            max_streams_per_connection: l.max_streams_per_connection,
+            max_stream_buffer_bytes: l.max_stream_buffer_bytes,
+            max_connections: l.max_connections,
+            idle_timeout_seconds: l.idle_timeout_seconds,
+            keepalive_interval_seconds: l.keepalive_interval_seconds,
+            keepalive_timeout_seconds: l.keepalive_timeout_seconds,
+            max_page_size: l.max_page_size,
+            shutdown_grace_seconds: l.shutdown_grace_seconds,
+        }
+    }
 }
 
 /// `info`: `GetServerInfo` plus the standard health check; fails (exit 1)
@@ -44,6 +95,9 @@ pub async fn info(ctx: &Ctx) -> Result<()> {
         default_ttl_seconds: server.default_ttl_seconds,
         sessions: server.sessions,
         mappings: server.mappings,
+        anonymous_bytes: server.anonymous_bytes,
+        connections: server.connections,
+        limits: server.limits.unwrap_or_default().into(),
     };
     ctx.out.result(&info, || {
         let health = if info.serving {
@@ -69,7 +123,36 @@ pub async fn info(ctx: &Ctx) -> Result<()> {
             ),
             ("live sessions", info.sessions.to_string()),
             ("live mappings", info.mappings.to_string()),
+            ("anonymous bytes", human_bytes(info.anonymous_bytes)),
+            ("connections", info.connections.to_string()),
         ];
+        let l = &info.limits;
+        let limits = [
+            ("max anonymous bytes", human_bytes(l.max_anonymous_bytes)),
+            ("max mapping length", human_bytes(l.max_mapping_length)),
+            ("max sessions", l.max_sessions.to_string()),
+            ("max handles/session", l.max_handles_per_session.to_string()),
+            ("max mappings", l.max_mappings.to_string()),
+            ("max map areas", l.max_map_areas.to_string()),
+            ("max name length", l.max_name_length.to_string()),
+            ("max client name", l.max_client_name_length.to_string()),
+            ("max path length", l.max_path_length.to_string()),
+            ("max in-flight bytes", human_bytes(l.max_inflight_bytes)),
+            ("max streams/conn", l.max_streams_per_connection.to_string()),
+            ("max stream buffers", human_bytes(l.max_stream_buffer_bytes)),
+            ("max connections", l.max_connections.to_string()),
+            ("idle timeout", format!("{}s", l.idle_timeout_seconds)),
+            (
+                "keepalive",
+                format!(
+                    "{}s (timeout {}s)",
+                    l.keepalive_interval_seconds, l.keepalive_timeout_seconds
+                ),
+            ),
+            ("max page size", l.max_page_size.to_string()),
+            ("shutdown grace", format!("{}s", l.shutdown_grace_seconds)),
+        ];
+        let rows = rows.into_iter().chain(limits);
         let rows: Vec<Vec<String>> = rows
             .into_iter()
             .map(|(key, value)| vec![key.to_owned(), value])
