@@ -266,7 +266,11 @@ fn errno_code(errno: i32) -> Code {
         E::INVAL | E::NODEV | E::ISDIR | E::NOTDIR | E::BADF | E::NAMETOOLONG | E::LOOP => {
             Code::InvalidArgument
         }
-        E::NOMEM | E::NOSPC | E::FBIG | E::MFILE | E::NFILE | E::DQUOT => Code::ResourceExhausted,
+        // EAGAIN from mmap/mremap/madvise: the kernel is short of memory
+        // or map areas, not a server bug.
+        E::NOMEM | E::AGAIN | E::NOSPC | E::FBIG | E::MFILE | E::NFILE | E::DQUOT => {
+            Code::ResourceExhausted
+        }
         E::EXIST => Code::AlreadyExists,
         _ => Code::Internal,
     }
