@@ -139,7 +139,7 @@ async fn touch(op: Op, c: &mut MmapClient<Channel>, h: &str, page: usize) -> Res
         Op::SetSlice => c.set_slice(slice(far, 1, &[1; 5])).await.map(drop),
         Op::SetSliceStrided => {
             let step = page as i64;
-            c.set_slice(slice(step, step, &vec![1; PAGES - 1]))
+            c.set_slice(slice(step, step, &[1; PAGES - 1]))
                 .await
                 .map(drop)
         }
