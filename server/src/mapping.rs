@@ -317,22 +317,36 @@ impl Mapping {
                 end: other.end.load(Ordering::Acquire),
             });
         }
+        // Nothing half-done, and never a page past the end: a growing file
+        // grows before the region, a shrinking one after it, and a failure
+        // of the second step undoes the first.
         let old_len = self.file.metadata().map_err(|e| Error::os(&e, None))?.len();
-        self.file
-            .set_len(file_len)
-            .map_err(|e| Error::os(&e, None))?;
-        let resized = match region.resize(&self.file, new_len as usize) {
+        let old_region = region.len();
+        let remap = |region: &mut Region, len: usize| match region.resize(&self.file, len) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::os(&e, None)),
             Err(mem::Broken) => Err(self.broken()),
         };
-        if let Err(err) = resized {
-            // Nothing half-done: the file gets its old length back. Growing
-            // back cannot fail for lack of space (the blocks were ours).
-            if let Err(undo) = self.file.set_len(old_len) {
-                tracing::error!(name = %self.name, %undo, "cannot restore the file length");
+        if file_len >= old_len {
+            self.file
+                .set_len(file_len)
+                .map_err(|e| Error::os(&e, None))?;
+            if let Err(err) = remap(region, new_len as usize) {
+                // Cutting back to the old length needs no space.
+                if let Err(undo) = self.file.set_len(old_len) {
+                    tracing::error!(name = %self.name, %undo, "cannot restore the file length");
+                }
+                return Err(err);
             }
-            return Err(err);
+        } else {
+            remap(region, new_len as usize)?;
+            if let Err(e) = self.file.set_len(file_len) {
+                // The file still has its old length, so the old region fits.
+                if let Err(undo) = remap(region, old_region) {
+                    tracing::error!(name = %self.name, %undo, "cannot restore the region length");
+                }
+                return Err(Error::os(&e, None));
+            }
         }
         self.end.store(file_len, Ordering::Release);
         Ok(())

@@ -353,12 +353,8 @@ impl Region {
         } else {
             0
         };
-        let (start, len) = if splits == 0 {
-            (start, len)
-        } else if self.splits.load(Ordering::Acquire) + splits <= MAX_SPLITS_PER_REGION
-            && self.areas.charge(u64::from(splits))
-        {
-            self.splits.fetch_add(splits, Ordering::AcqRel);
+        let charged = splits > 0 && self.charge_splits(splits);
+        let (start, len) = if splits == 0 || charged {
             (start, len)
         } else {
             (base, self.len())
@@ -368,7 +364,29 @@ impl Region {
         // the caller; MADV_DONTNEED/MADV_FREE on shared pages only drop
         // clean copies (the file or memfd keeps the data), and on a private
         // map they drop the handle's own copy, exactly as CPython does.
-        Ok(unsafe { rustix::mm::madvise(start as *mut _, len, advice) }.map_err(io::Error::from))
+        let advised = unsafe { rustix::mm::madvise(start as *mut _, len, advice) };
+        if advised.is_err() && charged {
+            // A refused advice split nothing.
+            self.splits.fetch_sub(splits, Ordering::AcqRel);
+            self.areas.release(u64::from(splits));
+        }
+        Ok(advised.map_err(io::Error::from))
+    }
+
+    /// Charges `n` more split areas to this region and to the budget, if
+    /// both have room.
+    fn charge_splits(&self, n: u32) -> bool {
+        let fits = self
+            .splits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s + n <= MAX_SPLITS_PER_REGION).then_some(s + n)
+            })
+            .is_ok();
+        if fits && !self.areas.charge(u64::from(n)) {
+            self.splits.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        fits
     }
 
     /// Changes the mapped length. `mremap(MREMAP_MAYMOVE)` first; it fails
