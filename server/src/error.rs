@@ -345,6 +345,15 @@ mod tests {
     }
 
     #[test]
+    fn kernel_shortages_are_resource_exhausted() {
+        for errno in [rustix::io::Errno::AGAIN, rustix::io::Errno::NOMEM] {
+            let status = Status::from(Error::errno(errno.raw_os_error()));
+            assert_eq!(status.code(), Code::ResourceExhausted, "{errno:?}");
+            assert_eq!(info(&status).reason, "OS_ERROR");
+        }
+    }
+
+    #[test]
     fn past_end_is_out_of_range() {
         let status = Status::from(Error::PastEnd("seek out of range".into()));
         assert_eq!(status.code(), Code::OutOfRange);

@@ -24,24 +24,31 @@
 //! areas never splits one, so the handler cannot run out of `vm.max_map_count`.
 //! Nothing is lost that was not already lost: the region is broken, and the
 //! pages of a shared mapping stay in the file's page cache.
+//!
+//! Submodules: `sigbus` (the handler and process setup, also `unsafe`) and
+//! `areas` (the `vm.max_map_count` budget, safe).
 #![allow(unsafe_code)]
 
+mod areas;
+mod sigbus;
+
 use std::{
-    cell::Cell,
     fs::File,
     io,
     ops::Range,
     ptr,
-    sync::{
-        Once, OnceLock,
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, compiler_fence},
-    },
+    sync::atomic::{AtomicBool, AtomicU32, Ordering, compiler_fence},
 };
 
 use memmap2::{MmapOptions, MmapRaw, RemapOptions};
 use rustix::mm::Advice;
 
 use crate::error::Error;
+use areas::{AREAS, Areas};
+use sigbus::{Guard, GuardScope};
+
+pub(crate) use areas::set_map_area_budget;
+pub(crate) use sigbus::setup_process;
 
 /// How the pages are shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,51 +68,6 @@ pub(crate) struct Broken;
 /// Sub-range splits one region may be charged before its advice is applied
 /// to the whole region instead.
 const MAX_SPLITS_PER_REGION: u32 = 64;
-
-/// The budget of memory areas (VMAs) our regions may use: one per region
-/// plus up to two per sub-range madvise that changes an area's flags.
-#[derive(Debug)]
-pub(crate) struct Areas {
-    budget: AtomicU64,
-    used: AtomicU64,
-}
-
-impl Areas {
-    pub(crate) const fn new(budget: u64) -> Areas {
-        Areas {
-            budget: AtomicU64::new(budget),
-            used: AtomicU64::new(0),
-        }
-    }
-
-    /// Takes `n` areas if they fit in the budget.
-    fn charge(&self, n: u64) -> bool {
-        let budget = self.budget.load(Ordering::Relaxed);
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n).filter(|&u| u <= budget)
-            })
-            .is_ok()
-    }
-
-    fn release(&self, n: u64) {
-        self.used.fetch_sub(n, Ordering::AcqRel);
-    }
-
-    /// Areas charged now.
-    #[cfg(test)]
-    pub(crate) fn used(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
-    }
-}
-
-/// The process's areas: `vm.max_map_count` is per process, so is this.
-static AREAS: Areas = Areas::new(u64::MAX);
-
-/// Sets the area budget (`Limits::max_map_areas`); `run()` calls it.
-pub(crate) fn set_map_area_budget(budget: u64) {
-    AREAS.budget.store(budget, Ordering::Relaxed);
-}
 
 /// One mapped region of a file (or memfd).
 #[derive(Debug)]
@@ -242,8 +204,16 @@ impl Region {
     /// Copies the bytes in `range` out.
     pub(crate) fn copy_out(&self, range: Range<usize>) -> Result<Vec<u8>, Broken> {
         assert!(range.start <= range.end, "range outside region");
-        let mut out = vec![0; range.end - range.start];
-        self.copy_into(range.start, &mut out)?;
+        let len = range.end - range.start;
+        self.check(range.start, len);
+        // Not zero-filled first: replies can be 64 MiB.
+        let mut out = Vec::with_capacity(len);
+        // SAFETY: as in `copy_into`; `out` has `len` bytes of capacity.
+        self.guarded(|base| unsafe {
+            ptr::copy_nonoverlapping(base.add(range.start), out.as_mut_ptr(), len)
+        })?;
+        // SAFETY: the copy above initialised all `len` bytes.
+        unsafe { out.set_len(len) };
         Ok(out)
     }
 
@@ -458,124 +428,5 @@ pub(crate) fn page_size() -> usize {
     rustix::param::page_size()
 }
 
-/// The region a thread is accessing, for the SIGBUS handler.
-#[derive(Clone, Copy)]
-struct Guard {
-    start: usize,
-    end: usize,
-    broken: *const AtomicBool,
-}
-
-impl Guard {
-    const NONE: Guard = Guard {
-        start: 0,
-        end: 0,
-        broken: ptr::null(),
-    };
-}
-
-thread_local! {
-    // Const-initialised and without Drop, so reading it in a signal
-    // handler is a plain TLS load: no lazy init, no allocation.
-    static GUARD: Cell<Guard> = const { Cell::new(Guard::NONE) };
-}
-
-/// Clears the thread's guard on scope exit, even on unwinding.
-struct GuardScope;
-
-impl GuardScope {
-    fn enter(guard: Guard) -> GuardScope {
-        GUARD.with(|g| g.set(guard));
-        GuardScope
-    }
-}
-
-impl Drop for GuardScope {
-    fn drop(&mut self) {
-        compiler_fence(Ordering::SeqCst);
-        GUARD.with(|g| g.set(Guard::NONE));
-    }
-}
-
-/// The SIGBUS disposition before ours, restored for faults that are not
-/// ours so they crash as they would have.
-static PREVIOUS_SIGBUS: OnceLock<libc::sigaction> = OnceLock::new();
-
-extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    // Only atomics, a TLS load and raw syscalls below: async-signal-safe.
-    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers, and
-    // si_addr is the faulting address for SIGBUS.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    let guard = GUARD.with(Cell::get);
-    if !guard.broken.is_null() && (guard.start..guard.end).contains(&addr) {
-        // SAFETY: the guard is set only while `guarded` holds `&Region`, so
-        // the flag it points to is alive. The errno location is this
-        // thread's; saving it keeps the interrupted code's errno intact.
-        unsafe {
-            (*guard.broken).store(true, Ordering::SeqCst);
-            let errno = *libc::__errno_location();
-            let zeros = libc::mmap(
-                guard.start as *mut libc::c_void,
-                guard.end - guard.start,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            *libc::__errno_location() = errno;
-            if zeros != libc::MAP_FAILED {
-                // Returning re-runs the access, now on the zero pages.
-                return;
-            }
-        }
-    }
-    // Not a guarded access (or no zero page could be mapped): a real bug.
-    // Put the old disposition back; the access re-faults and crashes.
-    let default = default_sigaction();
-    let previous = PREVIOUS_SIGBUS.get().unwrap_or(&default);
-    // SAFETY: sigaction is async-signal-safe; `previous` is a valid struct.
-    unsafe { libc::sigaction(libc::SIGBUS, previous, ptr::null_mut()) };
-}
-
-fn default_sigaction() -> libc::sigaction {
-    // SAFETY: all-zero is a valid sigaction: SIG_DFL, empty mask, no flags.
-    unsafe { std::mem::zeroed() }
-}
-
-/// Process-wide setup, once: the SIGBUS guard, SIGXFSZ ignored (a file-size
-/// limit then fails the write with EFBIG instead of killing the server),
-/// and a fixed malloc mmap threshold (glibc's dynamic one would move large
-/// freed stream buffers onto the heap, where they are never returned).
-pub(crate) fn setup_process() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let mut previous = default_sigaction();
-        let mut action = default_sigaction();
-        let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_sigbus;
-        action.sa_sigaction = handler as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-        // SAFETY: plain sigaction/signal calls with valid structs; the
-        // handler only does async-signal-safe work.
-        unsafe {
-            libc::sigemptyset(&mut action.sa_mask);
-            if libc::sigaction(libc::SIGBUS, ptr::null(), &mut previous) == 0 {
-                let _ = PREVIOUS_SIGBUS.set(previous);
-            }
-            if libc::sigaction(libc::SIGBUS, &action, ptr::null_mut()) != 0 {
-                tracing::warn!(err = %io::Error::last_os_error(), "cannot install the SIGBUS guard");
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only tunes glibc's allocator; called before the
-        // server allocates much, and glibc makes it thread-safe.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
-        }
-    });
-}
-
 #[cfg(test)]
-#[path = "mem_tests.rs"]
 mod tests;

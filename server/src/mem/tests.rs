@@ -204,3 +204,40 @@ fn setup_is_idempotent() {
     f.set_len(0).unwrap();
     assert_eq!(r.byte(page()), Err(Broken));
 }
+
+/// A SIGBUS outside any guarded access is a bug and must still crash: run
+/// in a child process (this same test binary), which must die of SIGBUS.
+#[test]
+fn a_fault_outside_any_guard_still_kills_the_process() {
+    use std::os::unix::process::ExitStatusExt;
+    const CHILD: &str = "MMAPD_TEST_UNGUARDED_FAULT";
+    let name = "mem::tests::a_fault_outside_any_guard_still_kills_the_process";
+    if std::env::var_os(CHILD).is_some() {
+        let f = file(2, 1);
+        let r = region(areas(1), &f, 2, Sharing::SharedRead);
+        f.set_len(0).unwrap();
+        // SAFETY: none; this child is meant to die here.
+        let byte = unsafe { r.map.as_ptr().read_volatile() };
+        std::process::exit(100 + i32::from(byte));
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A handler that swallowed the fault would re-fault forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the child neither crashed nor exited");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}");
+}
