@@ -76,7 +76,7 @@ pub(crate) struct Region {
     sharing: Sharing,
     /// Where the region starts in the file, for a fresh remap.
     offset: u64,
-    /// Set by the SIGBUS handler (through [`GUARD`]) or by an accessor.
+    /// Set by the SIGBUS handler, through the faulting thread's guard.
     broken: AtomicBool,
     /// Extra areas charged for madvise splits.
     splits: AtomicU32,

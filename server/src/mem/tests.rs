@@ -205,13 +205,37 @@ fn setup_is_idempotent() {
     assert_eq!(r.byte(page()), Err(Broken));
 }
 
+/// Runs test `name` of this binary again in a child process with `mode` in
+/// [`CHILD`], for behaviour that kills or reconfigures the whole process.
+fn run_child(name: &str, mode: &str) -> std::process::ExitStatus {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env(CHILD, mode)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A handler that swallowed a fault would re-fault forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the child neither crashed nor exited");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+const CHILD: &str = "MMAPD_TEST_CHILD";
+
 /// A SIGBUS outside any guarded access is a bug and must still crash: run
 /// in a child process (this same test binary), which must die of SIGBUS.
 #[test]
 fn a_fault_outside_any_guard_still_kills_the_process() {
     use std::os::unix::process::ExitStatusExt;
-    const CHILD: &str = "MMAPD_TEST_UNGUARDED_FAULT";
-    let name = "mem::tests::a_fault_outside_any_guard_still_kills_the_process";
     if std::env::var_os(CHILD).is_some() {
         let f = file(2, 1);
         let r = region(areas(1), &f, 2, Sharing::SharedRead);
@@ -220,24 +244,45 @@ fn a_fault_outside_any_guard_still_kills_the_process() {
         let byte = unsafe { r.map.as_ptr().read_volatile() };
         std::process::exit(100 + i32::from(byte));
     }
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--test-threads=1"])
-        .env(CHILD, "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // A handler that swallowed the fault would re-fault forever.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the child neither crashed nor exited");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = run_child(
+        "mem::tests::a_fault_outside_any_guard_still_kills_the_process",
+        "1",
+    );
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}");
+}
+
+/// Past RLIMIT_FSIZE the kernel sends SIGXFSZ, which kills by default; after
+/// `setup_process` the write fails with EFBIG instead.
+#[test]
+fn a_file_size_limit_is_an_error_not_death() {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    use std::os::unix::process::ExitStatusExt;
+    let name = "mem::tests::a_file_size_limit_is_an_error_not_death";
+    if let Some(mode) = std::env::var_os(CHILD) {
+        if mode == "setup" {
+            setup_process();
+        } else {
+            // An ignored disposition is inherited; this parent ignores it.
+            // SAFETY: plain signal(2) in a single-purpose child.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_DFL) };
+        }
+        let limit = Some(1 << 20);
+        setrlimit(
+            Resource::Fsize,
+            Rlimit {
+                current: limit,
+                maximum: limit,
+            },
+        )
+        .unwrap();
+        let f = tempfile::tempfile().unwrap();
+        let err = f.set_len(2 << 20).unwrap_err();
+        let efbig = err.raw_os_error() == Some(libc::EFBIG);
+        std::process::exit(if efbig { 0 } else { 1 });
+    }
+    let status = run_child(name, "setup");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    // The control: without the setup the same child dies.
+    let status = run_child(name, "bare");
+    assert_eq!(status.signal(), Some(libc::SIGXFSZ), "{status:?}");
 }
