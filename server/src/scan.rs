@@ -19,10 +19,11 @@ pub(crate) fn find(
     range: Range<usize>,
     needle: &[u8],
 ) -> Result<Option<usize>, Broken> {
+    // A broken region refuses every search, even one that reads nothing.
+    region.copy_into(range.start, &mut [])?;
     let n = needle.len();
     if n == 0 {
-        // Touches no byte, but a broken region refuses every access.
-        return region.copy_out(0..0).map(|_| Some(range.start));
+        return Ok(Some(range.start));
     }
     // Windows advance by at least the needle's length so a long needle
     // cannot make the copying quadratic.
@@ -48,9 +49,10 @@ pub(crate) fn rfind(
     range: Range<usize>,
     needle: &[u8],
 ) -> Result<Option<usize>, Broken> {
+    region.copy_into(range.start, &mut [])?;
     let n = needle.len();
     if n == 0 {
-        return region.copy_out(0..0).map(|_| Some(range.end));
+        return Ok(Some(range.end));
     }
     let step = WINDOW.max(n);
     let finder = memmem::FinderRev::new(needle);
@@ -77,6 +79,7 @@ pub(crate) fn find_byte(
     range: Range<usize>,
     byte: u8,
 ) -> Result<Option<usize>, Broken> {
+    region.copy_into(range.start, &mut [])?;
     let mut buf = vec![0; WINDOW.min(range.len())];
     let mut pos = range.start;
     while pos < range.end {
@@ -87,7 +90,6 @@ pub(crate) fn find_byte(
         }
         pos += take;
     }
-    region.copy_out(0..0)?;
     Ok(None)
 }
 
@@ -146,5 +148,19 @@ mod tests {
             let expected = memchr::memchr(b'\n', hay).map(|i| i + range.start);
             assert_eq!(find_byte(&region, range, b'\n').unwrap(), expected);
         }
+    }
+
+    #[test]
+    fn searches_of_a_broken_region_fail_even_when_they_read_nothing() {
+        crate::mem::setup_process();
+        let page = crate::mem::page_size();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![b'x'; 2 * page]).unwrap();
+        let region = Region::map(&file, 0, 2 * page, Sharing::SharedRead).unwrap();
+        file.set_len(page as u64).unwrap();
+        assert_eq!(find_byte(&region, 0..2 * page, b'\n'), Err(Broken));
+        assert_eq!(find(&region, 0..2, b"xxx"), Err(Broken));
+        assert_eq!(rfind(&region, 0..0, b""), Err(Broken));
+        assert_eq!(find_byte(&region, 5..5, b'x'), Err(Broken));
     }
 }
