@@ -298,6 +298,63 @@ async fn outside_truncation_fails_each_data_rpc_of_a_write_map() {
     truncation_breaks_each_op(Access::Write, &every).await;
 }
 
+/// Readers on other connections racing the truncation get either the
+/// right bytes or DATA_LOSS, never the zero pages put over the lost ones.
+#[tokio::test]
+async fn concurrent_readers_get_the_error_never_zeros() {
+    let _shared = AREA_BUDGET.read().await;
+    let mut fx = Fixture::new().await;
+    let page = page_size(&mut fx).await;
+    let data = pattern(64 * page, 9);
+    std::fs::write(fx.server.path("raced.bin"), &data).unwrap();
+    let h = fx
+        .handle(fx.named_req("raced.bin", "raced", Access::Read))
+        .await;
+
+    let mut readers = Vec::new();
+    for r in 0..4 {
+        let (mut c, _) = fx.server.clients().await;
+        let (h, head) = (h.clone(), data[..page].to_vec());
+        readers.push(tokio::spawn(async move {
+            // Bounded; the mapping breaks within the first few rounds.
+            for _ in 0..10_000 {
+                let got = c
+                    .get_slice(pb::GetSliceRequest {
+                        handle: h.clone(),
+                        start: Some(0),
+                        stop: Some(page as i64),
+                        step: Some(1 + r % 2),
+                    })
+                    .await;
+                match got {
+                    Ok(reply) => {
+                        let step = 1 + r as usize % 2;
+                        let expected: Vec<u8> = head.iter().step_by(step).copied().collect();
+                        assert_eq!(reply.into_inner().data, expected, "reader {r}");
+                    }
+                    Err(status) => {
+                        assert_broken(&status, "raced");
+                        return true;
+                    }
+                }
+            }
+            false
+        }));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fx.server.path("raced.bin"))
+        .unwrap()
+        .set_len(page as u64)
+        .unwrap();
+    let err = fx.c.read(rq::read(&h, None)).await.unwrap_err();
+    assert_broken(&err, "raced");
+    for reader in readers {
+        assert!(reader.await.unwrap(), "every reader ends with DATA_LOSS");
+    }
+    fx.server.shutdown().await;
+}
+
 /// Madvise on alternate pages of a large mapping used to split it into one
 /// area per page until the kernel's limit, after which allocations failed
 /// and the server aborted.
