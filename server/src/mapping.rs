@@ -294,8 +294,9 @@ impl Mapping {
         }
     }
 
-    /// Resizes the file (or memfd) and the region, in CPython's order.
-    /// The caller holds the write lock and passes the region in.
+    /// Resizes the file (or memfd) and the region; CPython's errors, but
+    /// all or nothing. The caller holds the write lock and passes the
+    /// region in.
     pub(crate) fn resize_locked(&self, region: &mut Region, new_len: u64) -> Result<()> {
         if region.is_broken() {
             return Err(self.broken());
