@@ -266,7 +266,11 @@ fn errno_code(errno: i32) -> Code {
         E::INVAL | E::NODEV | E::ISDIR | E::NOTDIR | E::BADF | E::NAMETOOLONG | E::LOOP => {
             Code::InvalidArgument
         }
-        E::NOMEM | E::NOSPC | E::FBIG | E::MFILE | E::NFILE | E::DQUOT => Code::ResourceExhausted,
+        // EAGAIN from mmap/mremap/madvise: the kernel is short of memory
+        // or map areas, not a server bug.
+        E::NOMEM | E::AGAIN | E::NOSPC | E::FBIG | E::MFILE | E::NFILE | E::DQUOT => {
+            Code::ResourceExhausted
+        }
         E::EXIST => Code::AlreadyExists,
         _ => Code::Internal,
     }
@@ -338,6 +342,15 @@ mod tests {
         assert_eq!(info.metadata["errno"], "2");
         assert_eq!(info.metadata["exception"], "FileNotFoundError");
         assert_eq!(Error::errno(22).to_string(), "[Errno 22] Invalid argument");
+    }
+
+    #[test]
+    fn kernel_shortages_are_resource_exhausted() {
+        for errno in [rustix::io::Errno::AGAIN, rustix::io::Errno::NOMEM] {
+            let status = Status::from(Error::errno(errno.raw_os_error()));
+            assert_eq!(status.code(), Code::ResourceExhausted, "{errno:?}");
+            assert_eq!(info(&status).reason, "OS_ERROR");
+        }
     }
 
     #[test]

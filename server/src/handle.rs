@@ -12,7 +12,8 @@ use rustix::{io::Errno, mm::Advice};
 use crate::{
     error::{Error, Result},
     mapping::{Access, Mapping},
-    mem, slice,
+    mem::{self, Broken},
+    scan, slice,
 };
 
 /// The cursor of a handle, and whether it is still open.
@@ -129,7 +130,9 @@ impl Handle {
                 return Err(Error::TooLarge { len: n as u64, max });
             }
             let start = (*pos).min(len) as usize;
-            let data = region.copy_out(start..start + n as usize);
+            let data = region
+                .copy_out(start..start + n as usize)
+                .map_err(|Broken| self.mapping.broken())?;
             *pos += n;
             Ok(data)
         })
@@ -142,7 +145,9 @@ impl Handle {
             if *pos >= len_of(&region) {
                 return Err(Error::PastEnd("read byte out of range".into()));
             }
-            let byte = region.byte(*pos as usize);
+            let byte = region
+                .byte(*pos as usize)
+                .map_err(|Broken| self.mapping.broken())?;
             *pos += 1;
             Ok(byte)
         })
@@ -157,16 +162,18 @@ impl Handle {
                 return Ok(Vec::new());
             }
             let start = *pos as usize;
-            let end = region.with_bytes(start..len as usize, |b| {
-                memchr::memchr(b'\n', b).map_or(len as usize, |i| start + i + 1)
-            });
+            let end = scan::find_byte(&region, start..len as usize, b'\n')
+                .map_err(|Broken| self.mapping.broken())?
+                .map_or(len as usize, |i| i + 1);
             if (end - start) as u64 > max {
                 return Err(Error::TooLarge {
                     len: (end - start) as u64,
                     max,
                 });
             }
-            let data = region.copy_out(start..end);
+            let data = region
+                .copy_out(start..end)
+                .map_err(|Broken| self.mapping.broken())?;
             *pos = end as i64;
             Ok(data)
         })
@@ -188,7 +195,9 @@ impl Handle {
             if *pos >= len_of(&region) {
                 return Err(Error::PastEnd("write byte out of range".into()));
             }
-            region.set_byte(*pos as usize, byte);
+            region
+                .set_byte(*pos as usize, byte)
+                .map_err(|Broken| self.mapping.broken())?;
             *pos += 1;
             Ok(())
         })
@@ -248,14 +257,14 @@ impl Handle {
             if end < start {
                 return Ok(-1);
             }
-            let found = region.with_bytes(start as usize..end as usize, |hay| {
-                if reverse {
-                    rfind_bytes(hay, sub)
-                } else {
-                    find_bytes(hay, sub)
-                }
-            });
-            Ok(found.map_or(-1, |i| start + i as i64))
+            let range = start as usize..end as usize;
+            let found = if reverse {
+                scan::rfind(&region, range, sub)
+            } else {
+                scan::find(&region, range, sub)
+            };
+            let found = found.map_err(|Broken| self.mapping.broken())?;
+            Ok(found.map_or(-1, |i| i as i64))
         })
     }
 
@@ -300,8 +309,9 @@ impl Handle {
                 ));
             }
             let (dest, src, count) = (dest as usize, src as usize, count as usize);
-            region.copy_within(src, dest, count);
-            Ok(())
+            region
+                .copy_within(src, dest, count)
+                .map_err(|Broken| self.mapping.broken())
         })
     }
 
@@ -355,6 +365,7 @@ impl Handle {
             let advice = safe_advice(option)?;
             region
                 .advise(start as usize, length as usize, advice)
+                .map_err(|Broken| self.mapping.broken())?
                 .map_err(|e| Error::os(&e, None))
         })
     }
@@ -364,7 +375,7 @@ impl Handle {
         self.open(|_| {
             let region = self.mapping.region().read();
             let i = item_index(index, len_of(&region))?;
-            Ok(region.byte(i))
+            region.byte(i).map_err(|Broken| self.mapping.broken())
         })
     }
 
@@ -379,8 +390,9 @@ impl Handle {
                     "mmap item value must be in range(0, 256)".into(),
                 ));
             }
-            region.set_byte(i, value as u8);
-            Ok(())
+            region
+                .set_byte(i, value as u8)
+                .map_err(|Broken| self.mapping.broken())
         })
     }
 
@@ -404,11 +416,13 @@ impl Handle {
             if sel.count == 0 {
                 return Ok(Vec::new());
             }
-            if sel.step == 1 {
+            let data = if sel.step == 1 {
                 let s = sel.start as usize;
-                return Ok(region.copy_out(s..s + sel.count));
-            }
-            Ok(region.with_bytes(0..region.len(), |b| sel.indices().map(|i| b[i]).collect()))
+                region.copy_out(s..s + sel.count)
+            } else {
+                region.gather(sel.indices(), sel.count)
+            };
+            data.map_err(|Broken| self.mapping.broken())
         })
     }
 
@@ -428,14 +442,12 @@ impl Handle {
             if data.len() != sel.count {
                 return Err(Error::WrongSize("mmap slice assignment is wrong size"));
             }
-            if sel.step == 1 {
-                region.write_at(sel.start as usize, data);
+            let written = if sel.step == 1 {
+                region.write_at(sel.start as usize, data)
             } else {
-                for (i, &byte) in sel.indices().zip(data) {
-                    region.set_byte(i, byte);
-                }
-            }
-            Ok(())
+                region.scatter(sel.indices(), data)
+            };
+            written.map_err(|Broken| self.mapping.broken())
         })
     }
 
@@ -472,7 +484,9 @@ impl Handle {
             let end = limit.min(len).max(start.min(len));
             let start = start.min(end);
             let n = ((end - start) as usize).min(max);
-            let data = region.copy_out(start as usize..start as usize + n);
+            let data = region
+                .copy_out(start as usize..start as usize + n)
+                .map_err(|Broken| self.mapping.broken())?;
             // Like read(): a cursor past the end stays where it is.
             if let (At::Cursor, true) = (at, n > 0) {
                 *pos = (start + n as u64) as i64;
@@ -496,7 +510,9 @@ impl Handle {
                 return Err(Error::PastEnd("data out of range".into()));
             }
             let s = start as usize;
-            region.write_at(s, data);
+            region
+                .write_at(s, data)
+                .map_err(|Broken| self.mapping.broken())?;
             if let At::Cursor = at {
                 *pos = (start + data.len() as u64) as i64;
             }
@@ -549,29 +565,9 @@ fn safe_advice(option: i32) -> Result<Advice> {
     })
 }
 
-/// `bytes.find`: linear-time (`memmem`), like CPython's fast search, so
-/// a pathological needle cannot pin a worker.
-fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
-}
-
-/// `bytes.rfind`, linear-time.
-fn rfind_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::rfind(hay, needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn find_matches_python_bytes_find() {
-        assert_eq!(find_bytes(b"abcabc", b"bc"), Some(1));
-        assert_eq!(rfind_bytes(b"abcabc", b"bc"), Some(4));
-        assert_eq!(find_bytes(b"abc", b""), Some(0));
-        assert_eq!(rfind_bytes(b"abc", b""), Some(3));
-        assert_eq!(find_bytes(b"ab", b"abc"), None);
-    }
 
     #[test]
     fn unsigned_byte_messages() {

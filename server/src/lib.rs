@@ -14,9 +14,10 @@ pub mod error;
 pub mod handle;
 pub mod limits;
 pub mod mapping;
-pub mod mem;
+pub(crate) mod mem;
 pub mod paths;
 pub mod registry;
+mod scan;
 pub mod service;
 pub mod slice;
 
@@ -64,10 +65,12 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    mem::setup_process();
     let root = paths::Root::open(&config.root)
         .map_err(|err| format!("cannot open data root {}: {err}", config.root.display()))?;
     let registry = Arc::new(registry::Registry::new(root, config.default_ttl));
     let limits = config.limits;
+    mem::set_map_area_budget(limits.max_map_areas.into());
 
     let reaper = tokio::spawn({
         let registry = Arc::clone(&registry);

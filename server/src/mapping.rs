@@ -190,8 +190,7 @@ impl Mapping {
         // `len` bytes, so it is mapped from 0 (mapping at the offset would
         // put every page past the memfd's end: SIGBUS).
         let file_offset = if path.is_some() { offset as u64 } else { 0 };
-        let region =
-            Region::map(&file, file_offset, len, sharing).map_err(|e| Error::os(&e, None))?;
+        let region = Region::map(&file, file_offset, len, sharing)?;
         Ok(Mapping {
             name,
             backing,
@@ -261,8 +260,15 @@ impl Mapping {
 
     /// The region lock. Readers share it; writes and resizes take it
     /// exclusively, so different mappings never contend.
-    pub fn region(&self) -> &RwLock<Region> {
+    pub(crate) fn region(&self) -> &RwLock<Region> {
         &self.region
+    }
+
+    /// The error of an access to this mapping that faulted.
+    pub fn broken(&self) -> Error {
+        Error::Broken {
+            name: self.name.clone(),
+        }
     }
 
     /// Where a region of `len` bytes ends in the file (memfds map from 0).
@@ -288,9 +294,13 @@ impl Mapping {
         }
     }
 
-    /// Resizes the file (or memfd) and the region, in CPython's order.
-    /// The caller holds the write lock and passes the region in.
-    pub fn resize_locked(&self, region: &mut Region, new_len: u64) -> Result<()> {
+    /// Resizes the file (or memfd) and the region; CPython's errors, but
+    /// all or nothing. The caller holds the write lock and passes the
+    /// region in.
+    pub(crate) fn resize_locked(&self, region: &mut Region, new_len: u64) -> Result<()> {
+        if region.is_broken() {
+            return Err(self.broken());
+        }
         let file_len = self.extent(new_len);
         let members = self.group.as_ref().map(|g| g.members.lock());
         // CPython would truncate under the sibling and crash on its next
@@ -308,12 +318,37 @@ impl Mapping {
                 end: other.end.load(Ordering::Acquire),
             });
         }
-        self.file
-            .set_len(file_len)
-            .map_err(|e| Error::os(&e, None))?;
-        region
-            .resize(new_len as usize)
-            .map_err(|e| Error::os(&e, None))?;
+        // Nothing half-done, and never a page past the end: a growing file
+        // grows before the region, a shrinking one after it, and a failure
+        // of the second step undoes the first.
+        let old_len = self.file.metadata().map_err(|e| Error::os(&e, None))?.len();
+        let old_region = region.len();
+        let remap = |region: &mut Region, len: usize| match region.resize(&self.file, len) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::os(&e, None)),
+            Err(mem::Broken) => Err(self.broken()),
+        };
+        if file_len >= old_len {
+            self.file
+                .set_len(file_len)
+                .map_err(|e| Error::os(&e, None))?;
+            if let Err(err) = remap(region, new_len as usize) {
+                // Cutting back to the old length needs no space.
+                if let Err(undo) = self.file.set_len(old_len) {
+                    tracing::error!(name = %self.name, %undo, "cannot restore the file length");
+                }
+                return Err(err);
+            }
+        } else {
+            remap(region, new_len as usize)?;
+            if let Err(e) = self.file.set_len(file_len) {
+                // The file still has its old length, so the old region fits.
+                if let Err(undo) = remap(region, old_region) {
+                    tracing::error!(name = %self.name, %undo, "cannot restore the region length");
+                }
+                return Err(Error::os(&e, None));
+            }
+        }
         self.end.store(file_len, Ordering::Release);
         Ok(())
     }
@@ -356,7 +391,8 @@ impl Mapping {
     /// read-only mappings have nothing to write back.
     pub fn flush_all(&self) -> Result<()> {
         let region = self.region.read();
-        if region.sharing() != Sharing::SharedWrite {
+        // A broken region is anonymous memory now: nothing of it goes back.
+        if region.sharing() != Sharing::SharedWrite || region.is_broken() {
             return Ok(());
         }
         region

@@ -1,31 +1,58 @@
 //! The only module that touches mapped memory, and so the only one allowed
 //! `unsafe`. Everything else reaches mapped bytes through [`Region`]'s
-//! scoped accessors, which is where SIGBUS protection and zero-copy reads
-//! will live.
+//! accessors, which copy through raw pointers under a SIGBUS guard.
 //!
-//! Soundness rests on three rules the rest of the server keeps:
+//! Soundness rests on these rules:
 //! - a `Region` is only reached through the `RwLock` of its mapping, so
 //!   `&Region` (shared read) and `&mut Region` (exclusive write, remap) are
 //!   never held at the same time inside this process;
-//! - slices handed to closures never escape them, so a remap cannot leave a
-//!   dangling slice behind;
-//! - writes go through raw-pointer copies, never `&mut [u8]`, because other
-//!   mappings of the same file (and other processes) share the pages.
+//! - no `&[u8]` or `&mut [u8]` is ever formed over mapped pages: other
+//!   mappings of the same file (and other processes) may write them at any
+//!   time, so bytes leave and enter only by raw-pointer copies, and scans
+//!   (see `scan.rs`) work on bounded copies;
+//! - every access runs inside [`Region::guarded`]. A file truncated under
+//!   the mapping (or a hole the disk cannot fill) makes the kernel send
+//!   SIGBUS; our handler (the technique of systemd's `sigbus.c`) marks the
+//!   region broken, maps anonymous zero pages over the whole region so the
+//!   access can finish, and returns. The accessor then sees the mark and
+//!   returns [`Broken`] instead of the zeros, and so does every later or
+//!   concurrent access to that region. A SIGBUS outside a guarded access
+//!   is a real bug and still kills the process.
 //!
-//! What remains is the caveat of every mmap reader: bytes under a `&[u8]`
-//! scan may change if another mapping of the file writes them meanwhile.
-//! A file truncated under a mapping by another process still raises SIGBUS;
-//! guarding against that is planned here.
+//! The region is zero-mapped whole rather than page by page: one fault per
+//! region instead of one per page of a large copy, and replacing whole
+//! areas never splits one, so the handler cannot run out of `vm.max_map_count`.
+//! Nothing is lost that was not already lost: the region is broken, and the
+//! pages of a shared mapping stay in the file's page cache.
+//!
+//! Submodules: `sigbus` (the handler and process setup, also `unsafe`) and
+//! `areas` (the `vm.max_map_count` budget, safe).
 #![allow(unsafe_code)]
 
-use std::{fs::File, io, ops::Range};
+mod areas;
+mod sigbus;
+
+use std::{
+    fs::File,
+    io,
+    ops::Range,
+    ptr,
+    sync::atomic::{AtomicBool, AtomicU32, Ordering, compiler_fence},
+};
 
 use memmap2::{MmapOptions, MmapRaw, RemapOptions};
 use rustix::mm::Advice;
 
+use crate::error::Error;
+use areas::{AREAS, Areas};
+use sigbus::{Guard, GuardScope};
+
+pub(crate) use areas::set_map_area_budget;
+pub(crate) use sigbus::setup_process;
+
 /// How the pages are shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sharing {
+pub(crate) enum Sharing {
     /// `MAP_SHARED`, `PROT_READ | PROT_WRITE`: the file needs read-write.
     SharedWrite,
     /// `MAP_SHARED`, `PROT_READ`.
@@ -34,43 +61,91 @@ pub enum Sharing {
     Private,
 }
 
+/// An access faulted: the region lost pages under it and is now broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Broken;
+
+/// Sub-range splits one region may be charged before its advice is applied
+/// to the whole region instead.
+const MAX_SPLITS_PER_REGION: u32 = 64;
+
 /// One mapped region of a file (or memfd).
 #[derive(Debug)]
-pub struct Region {
+pub(crate) struct Region {
     map: MmapRaw,
     sharing: Sharing,
+    /// Where the region starts in the file, for a fresh remap.
+    offset: u64,
+    /// Set by the SIGBUS handler, through the faulting thread's guard.
+    broken: AtomicBool,
+    /// Extra areas charged for madvise splits.
+    splits: AtomicU32,
+    areas: &'static Areas,
 }
 
 impl Region {
     /// Maps `len` bytes of `file` at `offset`. The caller has already checked
     /// what CPython checks (length, offset alignment, file size), so a
-    /// failure here is the kernel's.
-    pub fn map(file: &File, offset: u64, len: usize, sharing: Sharing) -> io::Result<Region> {
-        let mut opts = MmapOptions::new();
-        opts.offset(offset).len(len);
-        let map = match sharing {
-            Sharing::SharedWrite => opts.map_raw(file)?,
-            Sharing::SharedRead => opts.map_raw_read_only(file)?,
-            // SAFETY: the private map's pages are ours alone once written;
-            // until then they alias the file, which the module doc covers.
-            Sharing::Private => MmapRaw::from(unsafe { opts.map_copy(file)? }),
-        };
-        Ok(Region { map, sharing })
+    /// failure here is the kernel's, or the area budget's.
+    pub(crate) fn map(
+        file: &File,
+        offset: u64,
+        len: usize,
+        sharing: Sharing,
+    ) -> Result<Region, Error> {
+        Self::map_in(&AREAS, file, offset, len, sharing)
+    }
+
+    fn map_in(
+        areas: &'static Areas,
+        file: &File,
+        offset: u64,
+        len: usize,
+        sharing: Sharing,
+    ) -> Result<Region, Error> {
+        if !areas.charge(1) {
+            return Err(Error::Quota {
+                limit: "max_map_areas",
+                value: areas.budget.load(Ordering::Relaxed),
+            });
+        }
+        match raw_map(file, offset, len, sharing) {
+            Ok(map) => Ok(Region {
+                map,
+                sharing,
+                offset,
+                broken: AtomicBool::new(false),
+                splits: AtomicU32::new(0),
+                areas,
+            }),
+            Err(e) => {
+                areas.release(1);
+                Err(Error::os(&e, None))
+            }
+        }
     }
 
     /// Length in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
-    /// Whether the region has no bytes (never true for a live mapping).
-    pub fn is_empty(&self) -> bool {
-        self.map.len() == 0
+    /// How the region is shared.
+    pub(crate) fn sharing(&self) -> Sharing {
+        self.sharing
     }
 
-    /// How the region is shared.
-    pub fn sharing(&self) -> Sharing {
-        self.sharing
+    /// Whether an access faulted; a broken region refuses every access.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    /// The page-aligned address range the kernel maps for the region.
+    fn span(&self) -> Range<usize> {
+        let page = page_size();
+        let start = self.map.as_ptr() as usize;
+        let end = (start + self.len()).next_multiple_of(page);
+        (start & !(page - 1))..end
     }
 
     fn check(&self, at: usize, len: usize) {
@@ -78,55 +153,6 @@ impl Region {
             at <= self.len() && len <= self.len() - at,
             "range outside region"
         );
-    }
-
-    /// Runs `f` over the bytes in `range`, for scans (find, readline,
-    /// strided slices) that would be wasteful as a copy.
-    ///
-    /// # Panics
-    /// If `range` is not within the region (a bug in the caller's checks).
-    pub fn with_bytes<R>(&self, range: Range<usize>, f: impl FnOnce(&[u8]) -> R) -> R {
-        assert!(range.start <= range.end, "range outside region");
-        self.check(range.start, range.end - range.start);
-        // SAFETY: the range is inside the live mapping (checked above); the
-        // caller holds the region's shared lock, so no remap can run while
-        // the slice lives, and the slice does not outlive `f`. Within this
-        // `Region` nothing writes meanwhile (writers need `&mut`). Another
-        // mapping of the same file (or another process) may still write the
-        // same pages: the caveat every mmap reader lives with. Mutation in
-        // this module never creates `&mut [u8]` (it copies through raw
-        // pointers), so at least no Rust reference of ours is ever written.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().add(range.start), range.end - range.start)
-        };
-        f(bytes)
-    }
-
-    /// Copies the bytes in `range` out.
-    pub fn copy_out(&self, range: Range<usize>) -> Vec<u8> {
-        assert!(range.start <= range.end, "range outside region");
-        let len = range.end - range.start;
-        self.check(range.start, len);
-        let mut out = Vec::with_capacity(len);
-        // SAFETY: the source range is inside the live mapping (checked), the
-        // shared lock keeps it mapped, and `out` has `len` bytes of capacity
-        // that cannot overlap a mapping we own.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.map.as_ptr().add(range.start),
-                out.as_mut_ptr(),
-                len,
-            );
-            out.set_len(len);
-        }
-        out
-    }
-
-    /// The byte at `at`.
-    pub fn byte(&self, at: usize) -> u8 {
-        self.check(at, 1);
-        // SAFETY: `at` is inside the live mapping (checked); shared lock held.
-        unsafe { self.map.as_ptr().add(at).read() }
     }
 
     fn check_writable(&self, at: usize, len: usize) {
@@ -137,68 +163,270 @@ impl Region {
         );
     }
 
-    /// Copies `src` into the region at `at`.
-    pub fn write_at(&mut self, at: usize, src: &[u8]) {
-        self.check_writable(at, src.len());
-        // SAFETY: the destination is inside the live, writable mapping
-        // (checked); `&mut self` means no slice of ours points into it and
-        // no remap runs; `src` is a caller's buffer, not mapped by us.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_mut_ptr().add(at), src.len())
+    /// Runs `access` (given the region's base pointer) under the SIGBUS
+    /// guard; its result is discarded if the region broke meanwhile, on
+    /// this thread or any other.
+    fn guarded<R>(&self, access: impl FnOnce(*mut u8) -> R) -> Result<R, Broken> {
+        if self.is_broken() {
+            return Err(Broken);
+        }
+        let span = self.span();
+        let _reset = GuardScope::enter(Guard {
+            start: span.start,
+            end: span.end,
+            broken: &self.broken,
+        });
+        // The fences keep the compiler from moving the mapped-memory
+        // accesses outside the window where the handler knows about them.
+        compiler_fence(Ordering::SeqCst);
+        let out = access(self.map.as_mut_ptr());
+        compiler_fence(Ordering::SeqCst);
+        drop(_reset);
+        if self.is_broken() {
+            Err(Broken)
+        } else {
+            Ok(out)
         }
     }
 
+    /// Copies `dest.len()` bytes at `at` into `dest`.
+    pub(crate) fn copy_into(&self, at: usize, dest: &mut [u8]) -> Result<(), Broken> {
+        self.check(at, dest.len());
+        // SAFETY: the source is inside the live mapping (checked), the
+        // shared lock keeps it mapped, and `dest` is a caller's buffer, never
+        // mapped by us. A fault is turned into zeros plus `Broken` by the
+        // guard; the zeros are discarded by the callers.
+        self.guarded(|base| unsafe {
+            ptr::copy_nonoverlapping(base.add(at), dest.as_mut_ptr(), dest.len())
+        })
+    }
+
+    /// Copies the bytes in `range` out.
+    pub(crate) fn copy_out(&self, range: Range<usize>) -> Result<Vec<u8>, Broken> {
+        assert!(range.start <= range.end, "range outside region");
+        let len = range.end - range.start;
+        self.check(range.start, len);
+        // Not zero-filled first: replies can be 64 MiB.
+        let mut out = Vec::with_capacity(len);
+        // SAFETY: as in `copy_into`; `out` has `len` bytes of capacity.
+        self.guarded(|base| unsafe {
+            ptr::copy_nonoverlapping(base.add(range.start), out.as_mut_ptr(), len)
+        })?;
+        // SAFETY: the copy above initialised all `len` bytes.
+        unsafe { out.set_len(len) };
+        Ok(out)
+    }
+
+    /// The byte at `at`.
+    pub(crate) fn byte(&self, at: usize) -> Result<u8, Broken> {
+        self.check(at, 1);
+        // SAFETY: `at` is inside the live mapping (checked); shared lock held.
+        self.guarded(|base| unsafe { base.add(at).read() })
+    }
+
+    /// The bytes at `indices`, each inside the region (strided slices).
+    pub(crate) fn gather(
+        &self,
+        indices: impl Iterator<Item = usize>,
+        count: usize,
+    ) -> Result<Vec<u8>, Broken> {
+        let len = self.len();
+        let mut out = Vec::with_capacity(count);
+        self.guarded(|base| {
+            for i in indices.take(count) {
+                assert!(i < len, "range outside region");
+                // SAFETY: `i` is inside the live mapping (asserted); shared
+                // lock held; a plain byte read through a raw pointer.
+                out.push(unsafe { base.add(i).read() });
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Copies `src` into the region at `at`.
+    pub(crate) fn write_at(&mut self, at: usize, src: &[u8]) -> Result<(), Broken> {
+        self.check_writable(at, src.len());
+        // SAFETY: the destination is inside the live, writable mapping
+        // (checked); `&mut self` means no remap runs; `src` is a caller's
+        // buffer, not mapped by us.
+        self.guarded(|base| unsafe {
+            ptr::copy_nonoverlapping(src.as_ptr(), base.add(at), src.len())
+        })
+    }
+
     /// Sets the byte at `at`.
-    pub fn set_byte(&mut self, at: usize, value: u8) {
+    pub(crate) fn set_byte(&mut self, at: usize, value: u8) -> Result<(), Broken> {
         self.check_writable(at, 1);
         // SAFETY: as in `write_at`.
-        unsafe { self.map.as_mut_ptr().add(at).write(value) }
+        self.guarded(|base| unsafe { base.add(at).write(value) })
+    }
+
+    /// Writes `data[k]` at the k-th of `indices` (strided slice assignment).
+    pub(crate) fn scatter(
+        &mut self,
+        indices: impl Iterator<Item = usize>,
+        data: &[u8],
+    ) -> Result<(), Broken> {
+        self.check_writable(0, 0);
+        let len = self.len();
+        self.guarded(|base| {
+            for (i, &byte) in indices.zip(data) {
+                assert!(i < len, "range outside region");
+                // SAFETY: `i` is inside the live, writable mapping (asserted).
+                unsafe { base.add(i).write(byte) }
+            }
+        })
     }
 
     /// `memmove` of `count` bytes from `src` to `dest` within the region.
-    pub fn copy_within(&mut self, src: usize, dest: usize, count: usize) {
+    pub(crate) fn copy_within(
+        &mut self,
+        src: usize,
+        dest: usize,
+        count: usize,
+    ) -> Result<(), Broken> {
         self.check_writable(src, count);
         self.check_writable(dest, count);
         // SAFETY: both ranges are inside the live, writable mapping
         // (checked); `ptr::copy` allows overlap, like memmove.
-        unsafe {
-            let base = self.map.as_mut_ptr();
-            std::ptr::copy(base.add(src), base.add(dest), count);
-        }
+        self.guarded(|base| unsafe { ptr::copy(base.add(src), base.add(dest), count) })
     }
 
     /// `msync(MS_SYNC)` of a page-aligned range inside the region.
-    pub fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
+    pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
         self.map.flush_range(offset, len)
     }
 
     /// `madvise` on `offset..offset+len`, passed to the kernel unaligned, as
-    /// CPython does, so the kernel's EINVAL is the same.
-    pub fn advise(&self, offset: usize, len: usize, advice: Advice) -> io::Result<()> {
-        assert!(
-            offset <= self.len() && len <= self.len() - offset,
-            "range outside region"
-        );
+    /// CPython does, so the kernel's EINVAL is the same. An advice that
+    /// changes the areas' flags on a sub-range may split the region's area
+    /// in three; when the splits would pass the area budget (or the
+    /// per-region cap) the advice is applied to the whole region instead,
+    /// which never adds areas.
+    pub(crate) fn advise(
+        &self,
+        offset: usize,
+        len: usize,
+        advice: Advice,
+    ) -> Result<io::Result<()>, Broken> {
+        self.check(offset, len);
+        if self.is_broken() {
+            return Err(Broken);
+        }
+        let base = self.map.as_mut_ptr() as usize;
+        let span = self.span();
+        let start = base + offset;
+        let page = page_size();
+        let splits = if changes_flags(advice) && start % page == 0 && len > 0 {
+            u32::from(start > span.start)
+                + u32::from((start + len).next_multiple_of(page) < span.end)
+        } else {
+            0
+        };
+        let charged = splits > 0 && self.charge_splits(splits);
+        let (start, len) = if splits == 0 || charged {
+            (start, len)
+        } else {
+            (base, self.len())
+        };
         // SAFETY: the range is inside our mapping. The advice values that can
         // discard data (MADV_REMOVE) or change fork behaviour are refused by
         // the caller; MADV_DONTNEED/MADV_FREE on shared pages only drop
         // clean copies (the file or memfd keeps the data), and on a private
         // map they drop the handle's own copy, exactly as CPython does.
-        unsafe { rustix::mm::madvise(self.map.as_mut_ptr().add(offset).cast(), len, advice) }
-            .map_err(io::Error::from)
+        let advised = unsafe { rustix::mm::madvise(start as *mut _, len, advice) };
+        if advised.is_err() && charged {
+            // A refused advice split nothing.
+            self.splits.fetch_sub(splits, Ordering::AcqRel);
+            self.areas.release(u64::from(splits));
+        }
+        Ok(advised.map_err(io::Error::from))
     }
 
-    /// Changes the mapped length with `mremap(MREMAP_MAYMOVE)`. The caller
-    /// has already resized the file so no new page lies past its end.
-    pub fn resize(&mut self, new_len: usize) -> io::Result<()> {
-        // SAFETY: `&mut self` proves no slice into the old mapping is alive
-        // (they never escape the accessors), so moving the mapping cannot
-        // leave a dangling reference.
-        unsafe { self.map.remap(new_len, RemapOptions::new().may_move(true)) }
+    /// Charges `n` more split areas to this region and to the budget, if
+    /// both have room.
+    fn charge_splits(&self, n: u32) -> bool {
+        let fits = self
+            .splits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s + n <= MAX_SPLITS_PER_REGION).then_some(s + n)
+            })
+            .is_ok();
+        if fits && !self.areas.charge(u64::from(n)) {
+            self.splits.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        fits
     }
+
+    /// Changes the mapped length. `mremap(MREMAP_MAYMOVE)` first; it fails
+    /// when madvise split the region into several areas, and then the file
+    /// is mapped afresh at the new length and the old map dropped (its
+    /// splits with it). The caller has already resized `file` so no new
+    /// page lies past its end. On error the region is unchanged.
+    pub(crate) fn resize(&mut self, file: &File, new_len: usize) -> Result<io::Result<()>, Broken> {
+        if self.is_broken() {
+            return Err(Broken);
+        }
+        // SAFETY: `&mut self` proves no access to the old mapping is running
+        // (accessors never let pointers escape), so moving it is harmless.
+        let moved = unsafe { self.map.remap(new_len, RemapOptions::new().may_move(true)) };
+        if moved.is_ok() {
+            return Ok(Ok(()));
+        }
+        match raw_map(file, self.offset, new_len, self.sharing) {
+            Ok(fresh) => {
+                // The old map (and its split areas) goes when replaced.
+                self.map = fresh;
+                let splits = self.splits.swap(0, Ordering::AcqRel);
+                self.areas.release(u64::from(splits));
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        let splits = self.splits.load(Ordering::Acquire);
+        self.areas.release(1 + u64::from(splits));
+    }
+}
+
+fn raw_map(file: &File, offset: u64, len: usize, sharing: Sharing) -> io::Result<MmapRaw> {
+    let mut opts = MmapOptions::new();
+    opts.offset(offset).len(len);
+    Ok(match sharing {
+        Sharing::SharedWrite => opts.map_raw(file)?,
+        Sharing::SharedRead => opts.map_raw_read_only(file)?,
+        // SAFETY: memmap2 asks us to promise nobody changes the file under a
+        // private map; we cannot, which is why no reference is ever formed
+        // over its pages (the module doc).
+        Sharing::Private => MmapRaw::from(unsafe { opts.map_copy(file)? }),
+    })
+}
+
+/// Advice that sets flags on the areas it covers, so a sub-range splits.
+fn changes_flags(advice: Advice) -> bool {
+    matches!(
+        advice,
+        Advice::Normal
+            | Advice::Random
+            | Advice::Sequential
+            | Advice::LinuxMergeable
+            | Advice::LinuxUnmergeable
+            | Advice::LinuxHugepage
+            | Advice::LinuxNoHugepage
+            | Advice::LinuxDontDump
+            | Advice::LinuxDoDump
+    )
 }
 
 /// The system page size, which is also mmap's allocation granularity.
-pub fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     rustix::param::page_size()
 }
+
+#[cfg(test)]
+mod tests;

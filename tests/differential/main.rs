@@ -50,6 +50,10 @@
 //!    and changes nothing; CPython truncates the file and the other map
 //!    SIGBUSes on its next access. Oracle: `resize_under_other_map` (nothing
 //!    run); the server must refuse that way (message not compared).
+//! 6. Growing a map that madvise split into several VMAs works: mmapd maps
+//!    the file (or memfd) afresh at the new length; CPython grows the file,
+//!    then its mremap fails with EFAULT. Oracle: `resize_split` (and
+//!    `anon_grow` for anonymous maps), emulated by a fresh map.
 //!
 //! Nothing that crashes CPython is run: the cases above are answered by the
 //! oracle without calling CPython, and it refuses (`skip`, and then the
@@ -261,7 +265,7 @@ impl Run {
             } => {
                 self.stats.entry(name).or_default().deviation += 1;
                 let expected = match kind.as_str() {
-                    "anon_size" | "anon_grow" => Expected::Value(result),
+                    "anon_size" | "anon_grow" | "resize_split" => Expected::Value(result),
                     "resize_zero" => Expected::Refusal {
                         class: Some("ValueError"),
                         code: None,

@@ -49,12 +49,9 @@ meaningless CPython call and answers with a "deviation" instead:
                  CPython's (then harmless) resize and zeroes the added bytes;
                  a grow by pages makes a fresh anonymous map holding the old
                  bytes followed by zeros, at the same cursor. The fresh map
-                 does not inherit madvise flags, which is exact as long as
-                 only advice that leaves VMA flags alone (not MADV_RANDOM or
-                 MADV_SEQUENTIAL) is given to anonymous maps; when such advice
-                 has split the mapping into several VMAs, growing it by pages
-                 fails with EFAULT, in CPython as in mmapd, and the oracle runs
-                 the real (failing, harmless) resize instead.
+                 does not inherit madvise flags, which changes no result.
+                 (mmapd also grows a map that madvise split into several
+                 VMAs, where CPython's mremap fails with EFAULT.)
     anon_size    size() of an open anonymous map: CPython raises EBADF; mmapd
                  returns the length, which is the RESULT.
     resize_under_other_map
@@ -63,6 +60,11 @@ meaningless CPython call and answers with a "deviation" instead:
                  other map SIGBUSes on its next access; mmapd refuses
                  (VALUE_ERROR, FAILED_PRECONDITION) and changes nothing.
                  Nothing is run.
+    resize_split growing (by pages) a file map that madvise split into
+                 several VMAs: CPython grows the file, then mremap fails with
+                 EFAULT and the map keeps its old length; mmapd maps the file
+                 afresh at the new length. The oracle emulates that: it grows
+                 the file and makes a fresh map of it at the same cursor.
 
 It refuses ("skip") what it cannot run: growing a map beyond GROW_LIMIT, and an
 anonymous grow that would leave the cursor past the new end (the emulation
@@ -253,8 +255,20 @@ class Oracle:
         if reaches_resize and new_size > 0 and not entry.anonymous:
             if entry.offset + new_size < self.others_end(req["id"]):
                 raise Deviation("resize_under_other_map")
+            if pages(new_size) > pages(len(m)) and not single_vma(m):
+                raise Deviation("resize_split", self.remap_file(entry, new_size))
         m.resize(new_size)
         return len(m)
+
+    def remap_file(self, entry, new_size):
+        old, pos = entry.m, entry.m.tell()
+        with open(os.path.join(self.root, entry.path), "r+b") as f:
+            f.truncate(entry.offset + new_size)
+            new = mmap.mmap(f.fileno(), new_size, access=entry.access, offset=entry.offset)
+        new.seek(pos)
+        old.close()  # shared pages: its writes are already the file's
+        entry.m = new
+        return len(new)
 
     def grow_anonymous(self, entry, new_size):
         old, old_len, pos = entry.m, len(entry.m), entry.m.tell()
@@ -262,9 +276,6 @@ class Oracle:
             old.resize(new_size)  # no new page: CPython's mremap is harmless
             old[old_len:new_size] = bytes(new_size - old_len)
             return len(old)
-        if not single_vma(old):
-            old.resize(new_size)  # raises OSError(EFAULT) and changes nothing
-            raise AssertionError("mremap grew a mapping of several VMAs")
         if pos > new_size:
             raise Refused("cursor past the end of the grown anonymous map")
         new = mmap.mmap(-1, new_size, access=entry.access)

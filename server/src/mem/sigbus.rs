@@ -1,0 +1,133 @@
+//! The SIGBUS guard of [`super`], after systemd's `sigbus.c`: a thread marks
+//! the region it is about to access; a fault inside that region marks it
+//! broken and maps zero pages over it so the access can finish; any other
+//! SIGBUS is a real bug and still kills the process. Part of `mem`, the one
+//! module allowed `unsafe`.
+#![allow(unsafe_code)]
+
+use std::{
+    cell::Cell,
+    io, ptr,
+    sync::{
+        Once, OnceLock,
+        atomic::{AtomicBool, Ordering, compiler_fence},
+    },
+};
+
+/// The region a thread is accessing, for the SIGBUS handler.
+#[derive(Clone, Copy)]
+pub(super) struct Guard {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) broken: *const AtomicBool,
+}
+
+impl Guard {
+    const NONE: Guard = Guard {
+        start: 0,
+        end: 0,
+        broken: ptr::null(),
+    };
+}
+
+thread_local! {
+    // Const-initialised and without Drop, so reading it in a signal
+    // handler is a plain TLS load: no lazy init, no allocation.
+    static GUARD: Cell<Guard> = const { Cell::new(Guard::NONE) };
+}
+
+/// Clears the thread's guard on scope exit, even on unwinding.
+pub(super) struct GuardScope;
+
+impl GuardScope {
+    pub(super) fn enter(guard: Guard) -> GuardScope {
+        GUARD.with(|g| g.set(guard));
+        GuardScope
+    }
+}
+
+impl Drop for GuardScope {
+    fn drop(&mut self) {
+        compiler_fence(Ordering::SeqCst);
+        GUARD.with(|g| g.set(Guard::NONE));
+    }
+}
+
+/// The SIGBUS disposition before ours, restored for faults that are not
+/// ours so they crash as they would have.
+static PREVIOUS_SIGBUS: OnceLock<libc::sigaction> = OnceLock::new();
+
+extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // Only atomics, a TLS load and raw syscalls below: async-signal-safe.
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers, and
+    // si_addr is the faulting address for SIGBUS.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let guard = GUARD.with(Cell::get);
+    if !guard.broken.is_null() && (guard.start..guard.end).contains(&addr) {
+        // SAFETY: the guard is set only while `guarded` holds `&Region`, so
+        // the flag it points to is alive. The errno location is this
+        // thread's; saving it keeps the interrupted code's errno intact.
+        unsafe {
+            (*guard.broken).store(true, Ordering::SeqCst);
+            let errno = *libc::__errno_location();
+            let zeros = libc::mmap(
+                guard.start as *mut libc::c_void,
+                guard.end - guard.start,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            *libc::__errno_location() = errno;
+            if zeros != libc::MAP_FAILED {
+                // Returning re-runs the access, now on the zero pages.
+                return;
+            }
+        }
+    }
+    // Not a guarded access (or no zero page could be mapped): a real bug.
+    // Put the old disposition back; the access re-faults and crashes.
+    let default = default_sigaction();
+    let previous = PREVIOUS_SIGBUS.get().unwrap_or(&default);
+    // SAFETY: sigaction is async-signal-safe; `previous` is a valid struct.
+    unsafe { libc::sigaction(libc::SIGBUS, previous, ptr::null_mut()) };
+}
+
+fn default_sigaction() -> libc::sigaction {
+    // SAFETY: all-zero is a valid sigaction: SIG_DFL, empty mask, no flags.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Process-wide setup, once: the SIGBUS guard, SIGXFSZ ignored (a file-size
+/// limit then fails the write with EFBIG instead of killing the server),
+/// and a fixed malloc mmap threshold (glibc's dynamic one would move large
+/// freed stream buffers onto the heap, where they are never returned).
+pub(crate) fn setup_process() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let mut previous = default_sigaction();
+        let mut action = default_sigaction();
+        let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_sigbus;
+        action.sa_sigaction = handler as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: plain sigaction/signal calls with valid structs; the
+        // handler only does async-signal-safe work.
+        unsafe {
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(libc::SIGBUS, ptr::null(), &mut previous) == 0 {
+                let _ = PREVIOUS_SIGBUS.set(previous);
+            }
+            if libc::sigaction(libc::SIGBUS, &action, ptr::null_mut()) != 0 {
+                tracing::warn!(err = %io::Error::last_os_error(), "cannot install the SIGBUS guard");
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only tunes glibc's allocator; called before the
+        // server allocates much, and glibc makes it thread-safe.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
+        }
+    });
+}
