@@ -16,6 +16,7 @@ pub mod limits;
 pub mod mapping;
 pub mod mem;
 pub mod paths;
+pub mod quota;
 pub mod registry;
 pub mod service;
 pub mod slice;
@@ -66,8 +67,12 @@ pub async fn run(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let root = paths::Root::open(&config.root)
         .map_err(|err| format!("cannot open data root {}: {err}", config.root.display()))?;
-    let registry = Arc::new(registry::Registry::new(root, config.default_ttl));
     let limits = config.limits;
+    // The fd budget behind `max_mappings` and `max_connections` assumes the
+    // hard limit, not the often far lower soft one.
+    let nofile = limits::raise_fd_limit();
+    tracing::debug!(nofile, "open-file limit");
+    let registry = Arc::new(registry::Registry::new(root, config.default_ttl, limits));
 
     let reaper = tokio::spawn({
         let registry = Arc::clone(&registry);
