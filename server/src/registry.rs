@@ -28,6 +28,8 @@ use crate::{
 
 mod listing;
 pub use listing::{MappingInfo, Page, SessionInfo};
+#[cfg(test)]
+mod tests;
 
 /// Longest lease a client may ask for.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
