@@ -314,7 +314,12 @@ impl Registry {
             };
             if let Some(existing) = existing {
                 match check_attach(&existing, args, normalized.as_deref(), access) {
-                    Ok(()) if access == Access::Copy => return existing.private_copy(name),
+                    Ok(()) if access == Access::Copy => {
+                        let copy = existing.private_copy(name.clone());
+                        // The shared mapping may have closed meanwhile.
+                        self.forget_if_empty(&name, &entry);
+                        return copy;
+                    }
                     Ok(()) => {
                         let state = entry.state.lock();
                         // Its last handle may have closed since we looked.
