@@ -1,7 +1,9 @@
 //! The registry: sessions (leases), the handles they own, and the named
 //! mappings those handles share. Handle lookup is on the data path, so the
 //! handle table is sharded (`DashMap`); the session and name tables are
-//! only touched when sessions and handles come and go.
+//! only touched when sessions and handles come and go, and never held
+//! across disk work: a Map opens, reserves and maps under its name's own
+//! lock. Every quota is checked before anything is done.
 #![forbid(unsafe_code)]
 
 use std::{

@@ -296,3 +296,47 @@ fn fifos_sockets_and_devices_are_refused_without_blocking() {
     }
     assert_eq!(r.mapping_count(), 0);
 }
+
+#[test]
+fn racing_maps_and_closes_of_one_name_share_one_mapping_and_clean_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = Arc::new(registry(tmp.path(), |_| {}));
+    let s = session(&r);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (r, s) = (Arc::clone(&r), s.clone());
+            thread::spawn(move || {
+                let mut held: Vec<Arc<Handle>> = Vec::new();
+                for i in 0..200 {
+                    let access = if i % 5 == 0 {
+                        Access::Copy
+                    } else {
+                        Access::Default
+                    };
+                    let h = r.map(args(&s, "", "x", page(), access)).unwrap();
+                    let shared = held.iter().rev().find(|h| !h.mapping().is_private());
+                    if access == Access::Default
+                        && let Some(other) = shared
+                    {
+                        // Two handles of one name open at once: one mapping.
+                        assert!(Arc::ptr_eq(h.mapping(), other.mapping()), "thread {t}");
+                    }
+                    held.push(h);
+                    if i % 3 == 0 {
+                        for h in held.drain(..) {
+                            r.close_handle(h.id());
+                        }
+                    }
+                }
+                for h in held {
+                    r.close_handle(h.id());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!((r.mapping_count(), r.anonymous_bytes()), (0, 0));
+    assert!(r.names.lock().is_empty(), "no name entry left behind");
+}
