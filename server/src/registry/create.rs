@@ -31,12 +31,15 @@ impl Registry {
             }
             _ => None,
         };
-        // Quotas come after CPython's own checks and before any work.
-        self.usage.check_length(args.length as u64)?;
+        // Quotas come before any work. An existing file's length is checked
+        // (and a copy of it charged) in `Mapping::create`, after CPython's
+        // own checks against the file's size, so that errors match.
+        let makes = path.is_none() || create.is_some();
+        if makes {
+            self.usage.check_length(args.length as u64)?;
+        }
         let claim = self.usage.claim()?;
-        if access == Access::Copy || path.is_none() {
-            // Charged before any memory or file is touched; a whole-file
-            // copy (length 0) is charged once its length is known.
+        if makes && (access == Access::Copy || path.is_none()) {
             claim.charge_to(args.length as u64)?;
         }
         let mut created = None;
