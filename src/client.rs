@@ -84,13 +84,15 @@ impl Client {
         let mut rows = Vec::new();
         let mut page_token = String::new();
         loop {
+            let sent = page_token.clone();
             let request = pb::ListSessionsRequest {
                 page_size: 0,
                 page_token,
             };
             let page = unary(self.admin.clone().list_sessions(request).await)?;
             rows.extend(page.sessions);
-            if page.next_page_token.is_empty() {
+            // A token that does not move on would loop forever.
+            if page.next_page_token.is_empty() || page.next_page_token == sent {
                 return Ok(rows);
             }
             page_token = page.next_page_token;
@@ -102,13 +104,15 @@ impl Client {
         let mut rows = Vec::new();
         let mut page_token = String::new();
         loop {
+            let sent = page_token.clone();
             let request = pb::ListMappingsRequest {
                 page_size: 0,
                 page_token,
             };
             let page = unary(self.admin.clone().list_mappings(request).await)?;
             rows.extend(page.mappings);
-            if page.next_page_token.is_empty() {
+            // A token that does not move on would loop forever.
+            if page.next_page_token.is_empty() || page.next_page_token == sent {
                 return Ok(rows);
             }
             page_token = page.next_page_token;
