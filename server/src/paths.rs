@@ -229,4 +229,39 @@ mod tests {
         let kept = root.open_file("empty", false, Some(0..10)).unwrap();
         assert_eq!(kept.file.metadata().unwrap().len(), 0);
     }
+
+    #[test]
+    fn a_create_that_cannot_be_sized_or_reserved_leaves_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::open(tmp.path()).unwrap();
+        let err = root.open_file("huge", false, Some(0..1 << 62)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Os { path: Some(p), .. } if p == "huge"),
+            "{err:?}"
+        );
+        assert!(!tmp.path().join("huge").exists());
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_and_a_directory_stays_eisdir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::open(tmp.path()).unwrap();
+        rustix::fs::mknodat(
+            &root.dir,
+            "fifo",
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o444),
+            0,
+        )
+        .unwrap();
+        std::fs::create_dir(tmp.path().join("dir")).unwrap();
+        for (path, errno) in [("fifo", Errno::NODEV), ("dir", Errno::ISDIR)] {
+            for read_only_ok in [true, false] {
+                match root.open_file(path, read_only_ok, None) {
+                    Err(Error::Os { errno: e, .. }) => assert_eq!(e, errno.raw_os_error()),
+                    other => panic!("{path}: {other:?}"),
+                }
+            }
+        }
+    }
 }
