@@ -79,26 +79,44 @@ impl Client {
         )
     }
 
-    /// Every live session on the server.
+    /// Every live session on the server, fetched page by page.
     pub async fn list_sessions(&self) -> Result<Vec<pb::SessionInfo>, Error> {
-        Ok(unary(
-            self.admin
-                .clone()
-                .list_sessions(pb::ListSessionsRequest::default())
-                .await,
-        )?
-        .sessions)
+        let mut rows = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let sent = page_token.clone();
+            let request = pb::ListSessionsRequest {
+                page_size: 0,
+                page_token,
+            };
+            let page = unary(self.admin.clone().list_sessions(request).await)?;
+            rows.extend(page.sessions);
+            // A token that does not move on would loop forever.
+            if page.next_page_token.is_empty() || page.next_page_token == sent {
+                return Ok(rows);
+            }
+            page_token = page.next_page_token;
+        }
     }
 
-    /// Every live mapping on the server.
+    /// Every live mapping on the server, fetched page by page.
     pub async fn list_mappings(&self) -> Result<Vec<pb::MappingInfo>, Error> {
-        Ok(unary(
-            self.admin
-                .clone()
-                .list_mappings(pb::ListMappingsRequest::default())
-                .await,
-        )?
-        .mappings)
+        let mut rows = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let sent = page_token.clone();
+            let request = pb::ListMappingsRequest {
+                page_size: 0,
+                page_token,
+            };
+            let page = unary(self.admin.clone().list_mappings(request).await)?;
+            rows.extend(page.mappings);
+            // A token that does not move on would loop forever.
+            if page.next_page_token.is_empty() || page.next_page_token == sent {
+                return Ok(rows);
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// Asks the standard gRPC health service whether `service` is serving;

@@ -50,6 +50,26 @@ fn info_reports_version_limits_and_health() {
 }
 
 #[test]
+fn listings_follow_every_page() {
+    let server = Server::start_with(|c| c.limits.max_page_size = 2);
+    let mut holders: Vec<Holder> = (0..5)
+        .map(|i| Holder::open(&server.endpoint, &format!("holder-{i}")))
+        .collect();
+    for (i, holder) in holders.iter_mut().enumerate() {
+        holder.map(MapOptions::anonymous(4096).name(format!("m{i}")));
+    }
+    for (what, rows) in [("sessions", 5), ("mappings", 5)] {
+        let assert = server
+            .mmapctl()
+            .args([what, "-o", "json"])
+            .assert()
+            .success();
+        let listed = json_lines(&assert.get_output().stdout);
+        assert_eq!(listed.len(), rows, "{what}: {listed:?}");
+    }
+}
+
+#[test]
 fn sessions_and_mappings_list_the_live_registry() {
     let server = Server::start();
     server

@@ -67,21 +67,24 @@ impl Admin for AdminService {
             max_chunk_size: self.limits.max_chunk as u64,
             max_message_size: self.limits.max_message_size as u64,
             default_ttl_seconds: self.registry.default_ttl().as_secs() as u32,
-            sessions: self.registry.sessions().len() as u32,
-            mappings: self.registry.mappings().len() as u32,
+            sessions: self.registry.session_count(),
+            mappings: self.registry.mapping_count(),
             limits: Some(limits_to_pb(&self.limits, self.shutdown_grace)),
-            anonymous_bytes: 0,
+            anonymous_bytes: self.registry.anonymous_bytes(),
             connections: 0,
         }))
     }
 
     async fn list_sessions(
         &self,
-        _: Request<pb::ListSessionsRequest>,
+        req: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let sessions = self
+        let req = req.into_inner();
+        let page = self
             .registry
-            .sessions()
+            .sessions_page(req.page_size, &req.page_token)?;
+        let sessions = page
+            .rows
             .into_iter()
             .map(|s| pb::SessionInfo {
                 session_id: s.id,
@@ -92,17 +95,20 @@ impl Admin for AdminService {
             .collect();
         Ok(Response::new(pb::ListSessionsResponse {
             sessions,
-            next_page_token: String::new(),
+            next_page_token: page.next_token,
         }))
     }
 
     async fn list_mappings(
         &self,
-        _: Request<pb::ListMappingsRequest>,
+        req: Request<pb::ListMappingsRequest>,
     ) -> Result<Response<pb::ListMappingsResponse>, Status> {
-        let mappings = self
+        let req = req.into_inner();
+        let page = self
             .registry
-            .mappings()
+            .mappings_page(req.page_size, &req.page_token)?;
+        let mappings = page
+            .rows
             .into_iter()
             .map(|m| pb::MappingInfo {
                 name: m.name,
@@ -114,7 +120,7 @@ impl Admin for AdminService {
             .collect();
         Ok(Response::new(pb::ListMappingsResponse {
             mappings,
-            next_page_token: String::new(),
+            next_page_token: page.next_token,
         }))
     }
 }

@@ -272,6 +272,16 @@ fn errno_code(errno: i32) -> Code {
             Code::ResourceExhausted
         }
         E::EXIST => Code::AlreadyExists,
+        // A path naming something that cannot be mapped: a socket (ENXIO),
+        // like a FIFO or a device (ENODEV).
+        E::NXIO | E::SPIPE | E::MLINK | E::XDEV => Code::InvalidArgument,
+        // The file is fine but not now, or not on this file system.
+        E::TXTBSY | E::OPNOTSUPP | E::NOSYS => Code::FailedPrecondition,
+        E::OVERFLOW => Code::OutOfRange,
+        // Transient: the same call may succeed when retried.
+        E::BUSY | E::INTR | E::TIMEDOUT | E::STALE => Code::Unavailable,
+        // The disk lost written data (writeback errors surface at fsync).
+        E::IO => Code::DataLoss,
         _ => Code::Internal,
     }
 }
@@ -345,10 +355,23 @@ mod tests {
     }
 
     #[test]
-    fn kernel_shortages_are_resource_exhausted() {
-        for errno in [rustix::io::Errno::AGAIN, rustix::io::Errno::NOMEM] {
+    fn errnos_a_client_can_cause_are_never_internal() {
+        use rustix::io::Errno as E;
+        for (errno, code) in [
+            (E::NXIO, Code::InvalidArgument),
+            (E::NODEV, Code::InvalidArgument),
+            (E::NAMETOOLONG, Code::InvalidArgument),
+            (E::AGAIN, Code::ResourceExhausted),
+            (E::NOMEM, Code::ResourceExhausted),
+            (E::NOSPC, Code::ResourceExhausted),
+            (E::FBIG, Code::ResourceExhausted),
+            (E::OVERFLOW, Code::OutOfRange),
+            (E::TXTBSY, Code::FailedPrecondition),
+            (E::BUSY, Code::Unavailable),
+            (E::IO, Code::DataLoss),
+        ] {
             let status = Status::from(Error::errno(errno.raw_os_error()));
-            assert_eq!(status.code(), Code::ResourceExhausted, "{errno:?}");
+            assert_eq!(status.code(), code, "{errno:?}");
             assert_eq!(info(&status).reason, "OS_ERROR");
         }
     }

@@ -334,11 +334,20 @@ impl Handle {
                     "new size out of range: cannot resize to 0 bytes".into(),
                 ));
             }
+            // The server's quotas come after CPython's checks, and before
+            // any memory is reserved.
+            let claim = self.mapping.claim();
+            claim.usage().check_length(new_size as u64)?;
+            let anonymous = self.mapping.path().is_none();
+            let growth = anonymous.then(|| claim.grow(new_size as u64)).transpose()?;
             // Reserve the blocks before taking the lock: a full disk fails
             // here, cleanly, instead of as SIGBUS on a later page fault.
             self.mapping.reserve(new_size as u64)?;
             let mut region = self.mapping.region().write();
             self.mapping.resize_locked(&mut region, new_size as u64)?;
+            if let Some(growth) = growth {
+                growth.settle(new_size as u64);
+            }
             Ok(new_size as u64)
         })
     }

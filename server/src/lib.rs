@@ -16,6 +16,7 @@ pub mod limits;
 pub mod mapping;
 pub(crate) mod mem;
 pub mod paths;
+pub mod quota;
 pub mod registry;
 mod scan;
 pub mod service;
@@ -68,9 +69,13 @@ pub async fn run(
     mem::setup_process();
     let root = paths::Root::open(&config.root)
         .map_err(|err| format!("cannot open data root {}: {err}", config.root.display()))?;
-    let registry = Arc::new(registry::Registry::new(root, config.default_ttl));
     let limits = config.limits;
     mem::set_map_area_budget(limits.max_map_areas.into());
+    // The fd budget behind `max_mappings` and `max_connections` assumes the
+    // hard limit, not the often far lower soft one.
+    let nofile = limits::raise_fd_limit();
+    tracing::debug!(nofile, "open-file limit");
+    let registry = Arc::new(registry::Registry::new(root, config.default_ttl, limits));
 
     let reaper = tokio::spawn({
         let registry = Arc::clone(&registry);

@@ -18,6 +18,7 @@ use rustix::io::Errno;
 use crate::{
     error::{Error, Result},
     mem::{self, Region, Sharing},
+    quota::Claim,
 };
 
 /// CPython's access modes, with Python's numbers.
@@ -102,6 +103,8 @@ pub struct Spec {
     pub access: Access,
     /// The other mappings of the same file; `None` when anonymous.
     pub group: Option<Arc<FileGroup>>,
+    /// The mapping's slot in the server's budgets.
+    pub claim: Claim,
 }
 
 /// A live mapping.
@@ -119,6 +122,8 @@ pub struct Mapping {
     /// shrink check.
     end: AtomicU64,
     group: Option<Arc<FileGroup>>,
+    /// Dropped with the mapping, which gives its budgets back.
+    claim: Claim,
 }
 
 impl Mapping {
@@ -148,6 +153,7 @@ impl Mapping {
             offset,
             access,
             group,
+            claim,
         } = spec;
         let mut len = length;
         let path = match &backing {
@@ -185,6 +191,12 @@ impl Mapping {
             Access::Read | Access::Default | Access::Write if !file_writable => Sharing::SharedRead,
             Access::Read | Access::Default | Access::Write => Sharing::SharedWrite,
         };
+        // Whole-file lengths are only known here; an anonymous region or a
+        // private copy is charged in full, as every page may become RAM.
+        claim.usage().check_length(len as u64)?;
+        if access == Access::Copy || path.is_none() {
+            claim.charge_to(len as u64)?;
+        }
         let len = usize::try_from(len).map_err(|_| Error::errno(Errno::NOMEM.raw_os_error()))?;
         // MAP_ANONYMOUS ignores the offset; our memfd stand-in holds just
         // `len` bytes, so it is mapped from 0 (mapping at the offset would
@@ -202,6 +214,7 @@ impl Mapping {
             handles: AtomicU32::new(0),
             end: AtomicU64::new(file_offset + len as u64),
             group,
+            claim,
         })
     }
 
@@ -356,6 +369,8 @@ impl Mapping {
     /// A private (ACCESS_COPY) mapping of the same bytes, for a handle that
     /// attaches by name with copy access.
     pub fn private_copy(&self, name: String) -> Result<Arc<Mapping>> {
+        let claim = self.claim.usage().claim()?;
+        claim.charge_to(self.len())?;
         let file = self
             .file
             .try_clone()
@@ -369,7 +384,13 @@ impl Mapping {
             offset: self.offset as i64,
             access: Access::Copy,
             group: self.group.clone(),
+            claim,
         })
+    }
+
+    /// The mapping's budgets: its anonymous bytes are charged on resize.
+    pub fn claim(&self) -> &Claim {
+        &self.claim
     }
 
     /// Counts a new handle.

@@ -5,6 +5,7 @@
 
 use std::{
     fs::File,
+    ops::Range,
     os::fd::OwnedFd,
     path::{Component, Path},
 };
@@ -70,20 +71,23 @@ impl Root {
     }
 
     /// Opens `path` read-write, or read-only when `read_only_ok` and
-    /// writing is not permitted; creates it with `create_len` zero bytes if
-    /// it is missing and `create_len` is given.
+    /// writing is not permitted. When `create` is given and the file is
+    /// missing, makes it `create.end` zero bytes long, with the blocks of
+    /// `create` (the part that will be mapped) reserved.
     pub fn open_file(
         &self,
         path: &str,
         read_only_ok: bool,
-        create_len: Option<u64>,
+        create: Option<Range<u64>>,
     ) -> Result<Opened> {
         let rel = Self::normalize(path)?;
-        let base = OFlags::CLOEXEC | OFlags::NOCTTY;
+        // O_NONBLOCK: opening a FIFO or a device must never wait (a FIFO
+        // with no writer would hold the Map forever).
+        let base = OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let rdwr = base | OFlags::RDWR;
         let (fd, writable, created) = match self.open_at(&rel, rdwr) {
             Ok(fd) => (fd, true, false),
-            Err(Errno::NOENT) if create_len.is_some() => {
+            Err(Errno::NOENT) if create.is_some() => {
                 match self.open_at(&rel, rdwr | OFlags::CREATE | OFlags::EXCL) {
                     Ok(fd) => (fd, true, true),
                     // Someone created it first: theirs it is, as it stands.
@@ -105,16 +109,31 @@ impl Root {
         };
         let file = File::from(fd);
         let meta = file.metadata().map_err(|e| Error::os(&e, Some(&rel)))?;
-        if meta.is_dir() {
-            return Err(Error::Os {
-                errno: Errno::ISDIR.raw_os_error(),
-                path: Some(rel),
-            });
+        if !meta.is_file() {
+            // What mmap(2) says of a file it cannot map; a directory keeps
+            // CPython's EISDIR.
+            let errno = if meta.is_dir() {
+                Errno::ISDIR
+            } else {
+                Errno::NODEV
+            };
+            return Err(os(errno, &rel));
         }
         // Only a file we just made gets sized: an existing file, even an
         // empty one, is mapped as it is (CPython never grows a file on map).
-        if created && let Some(len) = create_len.filter(|&len| len > 0) {
-            file.set_len(len).map_err(|e| Error::os(&e, Some(&rel)))?;
+        if created && let Some(range) = create.filter(|r| r.end > 0) {
+            // Reserved now, so a full disk is ENOSPC here rather than a
+            // SIGBUS on the first write; a failure leaves no file behind.
+            let sized = file
+                .set_len(range.end)
+                .map_err(|e| Error::os(&e, Some(&rel)))
+                .and_then(|()| crate::mapping::reserve(&file, range.start, range.end))
+                .map_err(|err| with_path(err, &rel));
+            if let Err(err) = sized {
+                drop(file);
+                self.remove(&rel);
+                return Err(err);
+            }
         }
         Ok(Opened {
             file,
@@ -142,6 +161,17 @@ impl Root {
         };
         rustix::fs::openat2(&self.dir, rel, flags, mode, resolve)
     }
+}
+
+/// An OS error about `rel`, for errors raised without a path.
+fn with_path(mut err: Error, rel: &str) -> Error {
+    if let Error::Os {
+        path: path @ None, ..
+    } = &mut err
+    {
+        *path = Some(rel.to_owned());
+    }
+    err
 }
 
 /// EXDEV from RESOLVE_BENEATH means a symlink tried to leave the root.
@@ -193,10 +223,45 @@ mod tests {
     fn create_sizes_only_files_it_made() {
         let tmp = tempfile::tempdir().unwrap();
         let root = Root::open(tmp.path()).unwrap();
-        let made = root.open_file("new", false, Some(10)).unwrap();
+        let made = root.open_file("new", false, Some(0..10)).unwrap();
         assert_eq!(made.file.metadata().unwrap().len(), 10);
         std::fs::write(tmp.path().join("empty"), b"").unwrap();
-        let kept = root.open_file("empty", false, Some(10)).unwrap();
+        let kept = root.open_file("empty", false, Some(0..10)).unwrap();
         assert_eq!(kept.file.metadata().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_create_that_cannot_be_sized_or_reserved_leaves_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::open(tmp.path()).unwrap();
+        let err = root.open_file("huge", false, Some(0..1 << 62)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Os { path: Some(p), .. } if p == "huge"),
+            "{err:?}"
+        );
+        assert!(!tmp.path().join("huge").exists());
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_and_a_directory_stays_eisdir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::open(tmp.path()).unwrap();
+        rustix::fs::mknodat(
+            &root.dir,
+            "fifo",
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o444),
+            0,
+        )
+        .unwrap();
+        std::fs::create_dir(tmp.path().join("dir")).unwrap();
+        for (path, errno) in [("fifo", Errno::NODEV), ("dir", Errno::ISDIR)] {
+            for read_only_ok in [true, false] {
+                match root.open_file(path, read_only_ok, None) {
+                    Err(Error::Os { errno: e, .. }) => assert_eq!(e, errno.raw_os_error()),
+                    other => panic!("{path}: {other:?}"),
+                }
+            }
+        }
     }
 }

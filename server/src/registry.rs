@@ -1,12 +1,17 @@
 //! The registry: sessions (leases), the handles they own, and the named
 //! mappings those handles share. Handle lookup is on the data path, so the
 //! handle table is sharded (`DashMap`); the session and name tables are
-//! only touched when sessions and handles come and go.
+//! only touched when sessions and handles come and go, and never held
+//! across disk work: a Map opens, reserves and maps under its name's own
+//! lock. Every quota is checked before anything is done.
 #![forbid(unsafe_code)]
 
 use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Weak},
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -15,11 +20,20 @@ use parking_lot::Mutex;
 use rustix::io::Errno;
 
 use crate::{
+    Limits,
     error::{Error, Result},
     handle::Handle,
-    mapping::{Access, Backing, FileGroup, Mapping, Spec},
+    mapping::{Access, FileGroup, Mapping},
     paths::Root,
+    quota::Usage,
 };
+
+mod create;
+use create::check_attach;
+mod listing;
+pub use listing::{MappingInfo, Page, SessionInfo};
+#[cfg(test)]
+mod tests;
 
 /// Longest lease a client may ask for.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -51,34 +65,26 @@ pub struct Session {
     ttl: Duration,
     deadline: Mutex<Instant>,
     handles: Mutex<HashSet<String>>,
+    /// Handles open or being mapped: the per-session quota counts Maps in
+    /// flight too, so racing Maps cannot overshoot it.
+    slots: AtomicU32,
 }
 
-/// A row of `ListSessions`.
-#[derive(Debug, Clone)]
-pub struct SessionInfo {
-    /// Id.
-    pub id: String,
-    /// Client's name.
-    pub client_name: String,
-    /// TTL.
-    pub ttl: Duration,
-    /// Open handles.
-    pub handles: u32,
+/// One mapping name. Maps of the name serialize on `create`, which is held
+/// across the open, fallocate and mmap; everything else only takes `state`,
+/// briefly, so slow disk work for one name never stalls another.
+#[derive(Debug, Default)]
+struct Entry {
+    create: Mutex<()>,
+    state: Mutex<EntryState>,
 }
 
-/// A row of `ListMappings`.
-#[derive(Debug, Clone)]
-pub struct MappingInfo {
-    /// Registry name.
-    pub name: String,
-    /// Relative path; empty when anonymous.
-    pub path: String,
-    /// Length.
-    pub length: u64,
-    /// Access it was created with.
-    pub access: Access,
-    /// Attached handles.
-    pub handles: u32,
+#[derive(Debug, Default)]
+struct EntryState {
+    mapping: Option<Arc<Mapping>>,
+    /// Removed from the name table: a Map that waited on `create` must look
+    /// the name up again.
+    dead: bool,
 }
 
 /// Sessions, handles and mappings of one server.
@@ -86,26 +92,34 @@ pub struct MappingInfo {
 pub struct Registry {
     root: Root,
     default_ttl: Duration,
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    limits: Limits,
+    sessions: Mutex<BTreeMap<String, Arc<Session>>>,
     handles: DashMap<String, Arc<Handle>>,
     /// Shared mappings by name. Private (ACCESS_COPY) mappings are owned by
     /// their handle alone and are listed through the handle table.
-    names: Mutex<HashMap<String, Arc<Mapping>>>,
+    names: Mutex<BTreeMap<String, Arc<Entry>>>,
     /// Mappings grouped by inode, so resizes cannot cut under siblings.
     groups: Mutex<HashMap<(u64, u64), Weak<FileGroup>>>,
+    usage: Arc<Usage>,
 }
 
+/// Longest session id echoed back in an error: ids are ours (32 hex
+/// digits), so a longer one is garbage that must not fill the reply.
+const MAX_ECHOED_ID: usize = 64;
+
 impl Registry {
-    /// A registry over an opened root.
-    pub fn new(root: Root, default_ttl: Duration) -> Registry {
+    /// A registry over an opened root, enforcing `limits`.
+    pub fn new(root: Root, default_ttl: Duration, limits: Limits) -> Registry {
         Registry {
             root,
             // An operator's huge TTL must not overflow `Instant + ttl`.
             default_ttl: default_ttl.clamp(Duration::from_secs(1), MAX_TTL),
+            limits,
             sessions: Mutex::default(),
             handles: DashMap::new(),
             names: Mutex::default(),
             groups: Mutex::default(),
+            usage: Usage::new(&limits),
         }
     }
 
@@ -114,8 +128,28 @@ impl Registry {
         self.default_ttl
     }
 
+    /// Live sessions.
+    pub fn session_count(&self) -> u32 {
+        self.sessions.lock().len() as u32
+    }
+
+    /// Live mappings (shared ones and private copies).
+    pub fn mapping_count(&self) -> u32 {
+        self.usage.mappings()
+    }
+
+    /// Bytes of anonymous regions and private copies.
+    pub fn anonymous_bytes(&self) -> u64 {
+        self.usage.anonymous_bytes()
+    }
+
     /// Opens a session; returns its id and granted TTL.
-    pub fn open_session(&self, client_name: &str, ttl_seconds: u32) -> (String, Duration) {
+    pub fn open_session(&self, client_name: &str, ttl_seconds: u32) -> Result<(String, Duration)> {
+        check_len(
+            "max_client_name_length",
+            client_name,
+            self.limits.max_client_name_length,
+        )?;
         let ttl = match ttl_seconds {
             0 => self.default_ttl,
             s => Duration::from_secs(s.into()).min(MAX_TTL),
@@ -127,10 +161,21 @@ impl Registry {
             ttl,
             deadline: Mutex::new(Instant::now() + ttl),
             handles: Mutex::default(),
+            slots: AtomicU32::new(0),
         };
-        self.sessions.lock().insert(id.clone(), Arc::new(session));
+        {
+            let mut sessions = self.sessions.lock();
+            let max = self.limits.max_sessions;
+            if sessions.len() >= max as usize {
+                return Err(Error::Quota {
+                    limit: "max_sessions",
+                    value: max.into(),
+                });
+            }
+            sessions.insert(id.clone(), Arc::new(session));
+        }
         tracing::info!(session = %id, client = client_name, ttl = ttl.as_secs(), "session opened");
-        (id, ttl)
+        Ok((id, ttl))
     }
 
     fn session(&self, id: &str) -> Result<Arc<Session>> {
@@ -138,7 +183,7 @@ impl Registry {
             .lock()
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::SessionNotFound(id.to_owned()))
+            .ok_or_else(|| not_found(id))
     }
 
     /// Renews a lease; returns the TTL.
@@ -150,11 +195,8 @@ impl Registry {
 
     /// Closes a session and every handle it owns.
     pub fn close_session(&self, id: &str) -> Result<()> {
-        let session = self
-            .sessions
-            .lock()
-            .remove(id)
-            .ok_or_else(|| Error::SessionNotFound(id.to_owned()))?;
+        let session = self.sessions.lock().remove(id);
+        let session = session.ok_or_else(|| not_found(id))?;
         self.close_handles_of(&session);
         tracing::info!(session = %id, "session closed");
         Ok(())
@@ -196,7 +238,17 @@ impl Registry {
     }
 
     /// `mmap.mmap(...)`: maps, or attaches to the mapping of the same name.
+    /// Every quota is checked before the file system is touched.
     pub fn map(&self, args: MapArgs) -> Result<Arc<Handle>> {
+        check_len("max_name_length", &args.name, self.limits.max_name_length)?;
+        if args.path.len() > self.limits.max_path_length as usize {
+            // What the kernel says of a path past PATH_MAX, with the path cut
+            // short so the reply stays small.
+            return Err(Error::Os {
+                errno: Errno::NAMETOOLONG.raw_os_error(),
+                path: Some(cut(&args.path, 64)),
+            });
+        }
         let session = self.session(&args.session_id)?;
         // CPython checks these before anything touches the file system
         // (our `create` must not create a file for a call that will fail).
@@ -211,7 +263,23 @@ impl Registry {
             ));
         }
         let access = Access::from_python(args.access)?;
-        let mapping = self.find_or_create(&args, access)?;
+        let max = self.limits.max_handles_per_session;
+        session
+            .slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|_| Error::Quota {
+                limit: "max_handles_per_session",
+                value: max.into(),
+            })?;
+        let mapping = match self.find_or_create(&args, access) {
+            Ok(mapping) => mapping,
+            Err(err) => {
+                session.slots.fetch_sub(1, Ordering::AcqRel);
+                return Err(err);
+            }
+        };
         let id = uuid::Uuid::new_v4().simple().to_string();
         let handle = Arc::new(Handle::new(id.clone(), session.id.clone(), access, mapping));
         self.handles.insert(id.clone(), Arc::clone(&handle));
@@ -235,125 +303,75 @@ impl Registry {
             (_, Some(path)) => path.clone(),
             (_, None) => format!("anon-{}", uuid::Uuid::new_v4().simple()),
         };
+        loop {
+            let entry = Arc::clone(self.names.lock().entry(name.clone()).or_default());
+            // Maps of this name wait here; Maps of other names do not.
+            let _creating = entry.create.lock();
+            let existing = {
+                let state = entry.state.lock();
+                if state.dead {
+                    continue;
+                }
+                state.mapping.clone()
+            };
+            if let Some(existing) = existing {
+                match check_attach(&existing, args, normalized.as_deref(), access) {
+                    Ok(()) if access == Access::Copy => {
+                        let copy = existing.private_copy(name.clone());
+                        // The shared mapping may have closed meanwhile.
+                        self.forget_if_empty(&name, &entry);
+                        return copy;
+                    }
+                    Ok(()) => {
+                        let state = entry.state.lock();
+                        // Its last handle may have closed since we looked.
+                        if state
+                            .mapping
+                            .as_ref()
+                            .is_some_and(|m| Arc::ptr_eq(m, &existing))
+                        {
+                            existing.attach();
+                            return Ok(existing);
+                        }
+                        continue;
+                    }
+                    // Without an explicit name this is what CPython does with
+                    // two mmap objects over other bounds of one file: two
+                    // mappings.
+                    Err(Error::MappingConflict { .. }) if args.name.is_empty() => {
+                        let tag = uuid::Uuid::new_v4().simple().to_string();
+                        name = format!("{name}#{}", &tag[..8]);
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            let made = if normalized.is_none() && !args.name.is_empty() && args.length == 0 {
+                Err(Error::MappingNotFound(name.clone()))
+            } else {
+                self.create(args, access, name.clone(), normalized.clone())
+            };
+            match &made {
+                Ok(mapping) if access != Access::Copy => {
+                    entry.state.lock().mapping = Some(Arc::clone(mapping));
+                }
+                _ => self.forget_if_empty(&name, &entry),
+            }
+            return made;
+        }
+    }
+
+    /// Drops a name's entry that holds no mapping; the caller holds its
+    /// `create` lock, so no Map is half-way through it.
+    fn forget_if_empty(&self, name: &str, entry: &Arc<Entry>) {
         let mut names = self.names.lock();
-        if let Some(existing) = names.get(&name).cloned() {
-            match check_attach(&existing, args, normalized.as_deref(), access) {
-                Ok(()) if access == Access::Copy => {
-                    let copy = existing.private_copy(name)?;
-                    copy.attach();
-                    return Ok(copy);
-                }
-                Ok(()) => {
-                    existing.attach();
-                    return Ok(existing);
-                }
-                // Without an explicit name this is what CPython does with two
-                // mmap objects over other bounds of one file: two mappings.
-                Err(Error::MappingConflict { .. }) if args.name.is_empty() => {
-                    name = format!("{name}#{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-                }
-                Err(err) => return Err(err),
+        if names.get(name).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+            let mut state = entry.state.lock();
+            if state.mapping.is_none() {
+                state.dead = true;
+                names.remove(name);
             }
         }
-        if normalized.is_none() && !args.name.is_empty() && args.length == 0 {
-            return Err(Error::MappingNotFound(name));
-        }
-        // Creating under the name lock keeps two racing Maps of one name
-        // from making two mappings; Map is not on the data path.
-        let mapping = self.create(args, access, name.clone(), normalized)?;
-        if access != Access::Copy {
-            names.insert(name, Arc::clone(&mapping));
-        }
-        Ok(mapping)
-    }
-
-    fn create(
-        &self,
-        args: &MapArgs,
-        access: Access,
-        name: String,
-        path: Option<String>,
-    ) -> Result<Arc<Mapping>> {
-        let mut created = None;
-        let spec = match path {
-            Some(path) => {
-                let create_len = match args.create {
-                    false => None,
-                    true => Some(args.offset.checked_add(args.length).ok_or_else(|| {
-                        Error::Overflow("mmap offset + length is too large".into())
-                    })? as u64),
-                };
-                let opened = self.root.open_file(
-                    &path,
-                    matches!(access, Access::Read | Access::Copy),
-                    create_len,
-                )?;
-                if opened.created {
-                    created = Some(opened.path.clone());
-                }
-                let group = Some(self.file_group(&opened.file)?);
-                Spec {
-                    name,
-                    backing: Backing::File { path: opened.path },
-                    file: opened.file,
-                    file_writable: opened.writable,
-                    length: args.length,
-                    offset: args.offset,
-                    access,
-                    group,
-                }
-            }
-            None => {
-                let fd = rustix::fs::memfd_create("mmapd-anon", rustix::fs::MemfdFlags::CLOEXEC)
-                    .map_err(|e| Error::errno(e.raw_os_error()))?;
-                let file = std::fs::File::from(fd);
-                if args.length > 0 {
-                    // Reserving memory now turns an oversized request into
-                    // an error instead of a SIGBUS or OOM kill later.
-                    crate::mapping::reserve(&file, 0, args.length as u64)?;
-                    file.set_len(args.length as u64)
-                        .map_err(|e| Error::os(&e, None))?;
-                }
-                Spec {
-                    name,
-                    backing: Backing::Anonymous,
-                    file,
-                    file_writable: true,
-                    length: args.length,
-                    offset: args.offset,
-                    access,
-                    // Copies of a memfd must stop a shrink under them too.
-                    group: Some(Arc::new(FileGroup::default())),
-                }
-            }
-        };
-        match Mapping::create(spec) {
-            Ok(mapping) => {
-                mapping.attach();
-                Ok(mapping)
-            }
-            Err(err) => {
-                // A failed Map leaves no trace: not even the file it created.
-                if let Some(path) = created {
-                    self.root.remove(&path);
-                }
-                Err(err)
-            }
-        }
-    }
-
-    /// The group of every mapping of `file`'s inode, whatever its name.
-    fn file_group(&self, file: &std::fs::File) -> Result<Arc<FileGroup>> {
-        let st = rustix::fs::fstat(file).map_err(|e| Error::errno(e.raw_os_error()))?;
-        let mut groups = self.groups.lock();
-        groups.retain(|_, g| g.strong_count() > 0);
-        let key = (st.st_dev, st.st_ino);
-        if let Some(group) = groups.get(&key).and_then(Weak::upgrade) {
-            return Ok(group);
-        }
-        let group = Arc::new(FileGroup::default());
-        groups.insert(key, Arc::downgrade(&group));
-        Ok(group)
     }
 
     /// Closes a handle; flushes and unmaps its mapping if it was the last.
@@ -363,60 +381,48 @@ impl Registry {
             return;
         };
         handle.close();
-        if let Ok(session) = self.session(handle.session_id()) {
-            session.handles.lock().remove(id);
+        if let Ok(session) = self.session(handle.session_id())
+            && session.handles.lock().remove(id)
+        {
+            session.slots.fetch_sub(1, Ordering::AcqRel);
         }
         let mapping = handle.mapping();
-        let mut names = self.names.lock();
-        if mapping.detach() {
-            if names
-                .get(mapping.name())
-                .is_some_and(|m| Arc::ptr_eq(m, mapping))
-            {
-                names.remove(mapping.name());
-            }
-            drop(names);
+        if self.detach(mapping) {
+            // Outside every lock: msync of a large mapping is slow.
             if let Err(err) = mapping.flush_all() {
                 tracing::error!(name = mapping.name(), %err, "flush on last close failed");
             }
         }
     }
 
-    /// Every live session.
-    pub fn sessions(&self) -> Vec<SessionInfo> {
-        let mut out: Vec<SessionInfo> = self
-            .sessions
-            .lock()
-            .values()
-            .map(|s| SessionInfo {
-                id: s.id.clone(),
-                client_name: s.client_name.clone(),
-                ttl: s.ttl,
-                handles: s.handles.lock().len() as u32,
-            })
-            .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out
-    }
-
-    /// Every live mapping, shared ones first, then private copies.
-    pub fn mappings(&self) -> Vec<MappingInfo> {
-        let info = |m: &Mapping| MappingInfo {
-            name: m.name().to_owned(),
-            path: m.path().unwrap_or_default().to_owned(),
-            length: m.len(),
-            access: m.access(),
-            handles: m.handles(),
+    /// Uncounts a handle of `mapping`; true when it was the last. The last
+    /// detach and its removal from the name table happen under the entry's
+    /// state lock, the one a Map attaches under, so no Map can attach to a
+    /// mapping that is on its way out.
+    fn detach(&self, mapping: &Arc<Mapping>) -> bool {
+        if mapping.is_private() {
+            return mapping.detach();
+        }
+        let mut names = self.names.lock();
+        let Some(entry) = names.get(mapping.name()).cloned() else {
+            return mapping.detach();
         };
-        let mut out: Vec<MappingInfo> = self.names.lock().values().map(|m| info(m)).collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out.extend(
-            self.handles
-                .iter()
-                .filter(|h| h.mapping().is_private())
-                .map(|h| info(h.mapping())),
-        );
-        out
+        let mut state = entry.state.lock();
+        let last = mapping.detach();
+        if last
+            && state
+                .mapping
+                .as_ref()
+                .is_some_and(|m| Arc::ptr_eq(m, mapping))
+        {
+            state.mapping = None;
+            // A Map busy with this name removes the entry itself if it fails.
+            if entry.create.try_lock().is_some() {
+                state.dead = true;
+                names.remove(mapping.name());
+            }
+        }
+        last
     }
 
     /// Closes every session (and so flushes every mapping): shutdown.
@@ -428,40 +434,30 @@ impl Registry {
     }
 }
 
-/// Whether a Map of an existing name may attach to `existing`.
-fn check_attach(
-    existing: &Mapping,
-    args: &MapArgs,
-    path: Option<&str>,
-    access: Access,
-) -> Result<()> {
-    let conflict = |what| Error::MappingConflict {
-        name: existing.name().to_owned(),
-        what,
-    };
-    if let Some(path) = path
-        && existing.path() != Some(path)
-    {
-        return Err(conflict("path"));
-    }
-    let by_name = path.is_none();
-    if args.offset as u64 != existing.offset() && !(by_name && args.offset == 0) {
-        return Err(conflict("offset"));
-    }
-    // Length 0 means "to the end of the file" for a path, "as it is" by name.
-    let wanted = match (args.length, by_name) {
-        (0, true) => None,
-        (0, false) => Some(existing.file_size()?.saturating_sub(existing.offset())),
-        (n, _) => Some(n as u64),
-    };
-    if wanted.is_some_and(|len| len != existing.len()) {
-        return Err(conflict("length"));
-    }
-    if access.writable() && access != Access::Copy && !existing.file_writable() {
-        return Err(Error::Os {
-            errno: Errno::ACCESS.raw_os_error(),
-            path: existing.path().map(str::to_owned),
+/// An unknown session, echoing at most [`MAX_ECHOED_ID`] bytes of its id.
+fn not_found(id: &str) -> Error {
+    Error::SessionNotFound(cut(id, MAX_ECHOED_ID))
+}
+
+/// Refuses a client-chosen string longer than its limit.
+fn check_len(limit: &'static str, value: &str, max: u32) -> Result<()> {
+    if value.len() > max as usize {
+        return Err(Error::Quota {
+            limit,
+            value: max.into(),
         });
     }
     Ok(())
+}
+
+/// The first `max` bytes of `s` (on a character boundary), marked as cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
 }

@@ -68,7 +68,7 @@ impl Mmap for MmapService {
         let req = req.into_inner();
         let (session_id, ttl) = self
             .registry
-            .open_session(&req.client_name, req.ttl_seconds);
+            .open_session(&req.client_name, req.ttl_seconds)?;
         ok(pb::OpenSessionResponse {
             session_id,
             ttl_seconds: ttl.as_secs() as u32,

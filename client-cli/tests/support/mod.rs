@@ -21,8 +21,14 @@ pub struct Server {
 impl Server {
     /// Starts a server with the default configuration.
     pub fn start() -> Server {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts a server after `tweak` adjusts the configuration.
+    pub fn start_with(tweak: impl FnOnce(&mut mmapd_server::Config)) -> Server {
         let root = tempfile::tempdir().expect("temp root");
-        let config = mmapd_server::Config::new(root.path());
+        let mut config = mmapd_server::Config::new(root.path());
+        tweak(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
         let thread = std::thread::spawn(move || {
