@@ -1,0 +1,396 @@
+//! The tower layer around the whole router. For every call it
+//! - counts the call on its connection (for the idle timeout) from request
+//!   start to the end of the response body;
+//! - holds unary request bytes against a server-wide budget
+//!   ([`Limits::max_inflight_bytes`]), see [`InflightBudget`];
+//! - turns a panic in a handler, or in polling its response body, into
+//!   INTERNAL, so the server keeps serving;
+//! - gives every non-OK status one `google.rpc.ErrorInfo`, including the
+//!   ones tonic makes itself (decode errors, over-limit messages, unknown
+//!   methods), classified through [`Error`] so the table stays in one place.
+#![forbid(unsafe_code)]
+
+use std::{
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tonic::{Code, Status, body::Body};
+use tower::{Layer, Service};
+
+use crate::{Limits, error::Error, net::ConnInfo};
+
+mod budget;
+
+pub use budget::InflightBudget;
+use budget::{Budgeted, Hold};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one method whose request bytes are not held: WriteStream writes
+/// each chunk as it arrives, so its memory is one chunk at a time.
+const WRITE_STREAM: &str = "/mmapd.v1.Mmap/WriteStream";
+
+/// The layer; see the module doc.
+#[derive(Debug, Clone)]
+pub struct RpcLayer {
+    budget: Arc<InflightBudget>,
+}
+
+impl RpcLayer {
+    /// A layer with the unary budget from `limits`.
+    pub fn new(limits: &Limits) -> RpcLayer {
+        RpcLayer {
+            budget: Arc::new(InflightBudget::new(
+                limits.max_inflight_bytes,
+                limits.max_message_size,
+            )),
+        }
+    }
+}
+
+impl<S> Layer<S> for RpcLayer {
+    type Service = Rpc<S>;
+
+    fn layer(&self, inner: S) -> Rpc<S> {
+        Rpc {
+            inner,
+            budget: Arc::clone(&self.budget),
+        }
+    }
+}
+
+/// The service [`RpcLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Rpc<S> {
+    inner: S,
+    budget: Arc<InflightBudget>,
+}
+
+impl<S, B> Service<Request<Body>> for Rpc<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Guarded<B>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let call = req
+            .extensions()
+            .get::<ConnInfo>()
+            .map(|info| info.state.begin());
+        let hold = Arc::new(Hold::default());
+        let req = if req.uri().path() == WRITE_STREAM {
+            req
+        } else {
+            let budget = Arc::clone(&self.budget);
+            let hold = Arc::clone(&hold);
+            req.map(|body| Body::new(Budgeted::new(body, budget, hold)))
+        };
+        // The clone is ready only if polled; swap in the one that was.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guards = Guards {
+            _call: call,
+            _hold: hold,
+        };
+        let called = catch_unwind(AssertUnwindSafe(|| inner.call(req)));
+        Box::pin(async move {
+            let outcome = match called {
+                Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+                Err(panic) => Err(panic),
+            };
+            let response = match outcome {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => return Err(err),
+                Err(panic) => return Ok(panicked(panic.as_ref(), guards)),
+            };
+            let (mut parts, body) = response.into_parts();
+            give_error_info(&mut parts.headers);
+            Ok(Response::from_parts(
+                parts,
+                Guarded {
+                    inner: Some(Box::pin(body)),
+                    trailers: None,
+                    guards: Some(guards),
+                },
+            ))
+        })
+    }
+}
+
+/// What a call holds until its response body ends.
+#[derive(Debug)]
+struct Guards {
+    _call: Option<crate::net::RpcGuard>,
+    _hold: Arc<Hold>,
+}
+
+/// A response body that fixes the status in its trailers, catches panics
+/// while it is polled, and releases the call's guards when it ends.
+pub struct Guarded<B> {
+    inner: Option<Pin<Box<B>>>,
+    /// Trailers still to send after the inner body is gone.
+    trailers: Option<HeaderMap>,
+    guards: Option<Guards>,
+}
+
+impl<B> std::fmt::Debug for Guarded<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded").finish_non_exhaustive()
+    }
+}
+
+impl<B> HttpBody for Guarded<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            this.guards = None;
+            return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+        };
+        let polled = catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_frame(cx)));
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Some(Ok(frame)))) => {
+                Poll::Ready(Some(Ok(match frame.into_trailers() {
+                    Ok(mut trailers) => {
+                        give_error_info(&mut trailers);
+                        Frame::trailers(trailers)
+                    }
+                    Err(frame) => frame,
+                })))
+            }
+            Ok(Poll::Ready(Some(Err(err)))) => {
+                this.inner = None;
+                this.guards = None;
+                Poll::Ready(Some(Err(err.into())))
+            }
+            Ok(Poll::Ready(None)) => {
+                this.inner = None;
+                this.guards = None;
+                Poll::Ready(None)
+            }
+            Err(panic) => {
+                // The inner body's state is unknown after a panic: drop it
+                // and end the stream with an INTERNAL status.
+                this.inner = None;
+                this.guards = None;
+                let mut trailers = HeaderMap::new();
+                panic_status(panic.as_ref()).add_header(&mut trailers).ok();
+                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Some(inner) => inner.is_end_stream(),
+            None => self.trailers.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// The trailers-only response for a handler that panicked.
+fn panicked<B>(panic: &(dyn std::any::Any + Send), guards: Guards) -> Response<Guarded<B>> {
+    let (parts, ()) = panic_status(panic).into_http::<()>().into_parts();
+    Response::from_parts(
+        parts,
+        Guarded {
+            inner: None,
+            trailers: None,
+            guards: Some(guards),
+        },
+    )
+}
+
+fn panic_status(panic: &(dyn std::any::Any + Send)) -> Status {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "handler panicked; the server keeps serving");
+    Error::Internal("internal error: the handler panicked".into()).into()
+}
+
+/// Gives a non-OK status in `headers` (trailers-only headers or trailers)
+/// an ErrorInfo if it has none.
+fn give_error_info(headers: &mut HeaderMap) {
+    let Some(code) = headers.get(Status::GRPC_STATUS) else {
+        return;
+    };
+    if Code::from_bytes(code.as_bytes()) == Code::Ok
+        || headers.contains_key(Status::GRPC_STATUS_DETAILS)
+    {
+        return;
+    }
+    let Some(status) = Status::from_header_map(headers) else {
+        return;
+    };
+    headers.remove(Status::GRPC_STATUS);
+    headers.remove(Status::GRPC_MESSAGE);
+    if let Err(err) = adopt(&status).add_header(headers) {
+        // Only a message that is no header value gets here; the code alone
+        // still reaches the client.
+        tracing::warn!(%err, "cannot encode status");
+        headers.insert(Status::GRPC_STATUS, code_value(status.code()));
+    }
+}
+
+fn code_value(code: Code) -> http::HeaderValue {
+    http::HeaderValue::from(code as i32)
+}
+
+/// The status tonic made, classified through [`Error`].
+fn adopt(status: &Status) -> Status {
+    let message = status.message().to_owned();
+    let err = match status.code() {
+        Code::Internal if is_decode_error(&message) => Error::Protocol(message.into()),
+        Code::OutOfRange if message.contains("message length too large") => {
+            Error::RequestTooLarge(message.into())
+        }
+        Code::ResourceExhausted => Error::RequestTooLarge(message.into()),
+        Code::Unimplemented => Error::Unimplemented(message.into()),
+        Code::Ok
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::InvalidArgument
+        | Code::DeadlineExceeded
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss
+        | Code::Unauthenticated => Error::Internal(message.into()),
+    };
+    let fixed = Status::from(err);
+    if fixed.code() == Code::Internal && status.code() != Code::Internal {
+        // Keep a code that says more than INTERNAL (NotFound from health,
+        // Cancelled, DeadlineExceeded...).
+        return Status::with_details(
+            status.code(),
+            fixed.message(),
+            Bytes::copy_from_slice(fixed.details()),
+        );
+    }
+    fixed
+}
+
+/// tonic reports undecodable requests as INTERNAL; they are the client's.
+fn is_decode_error(message: &str) -> bool {
+    [
+        "failed to decode",
+        "protocol error",
+        "Unexpected EOF decoding",
+    ]
+    .iter()
+    .any(|prefix| message.contains(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    fn reason(status: &Status) -> String {
+        status
+            .get_error_details()
+            .error_info()
+            .expect("ErrorInfo")
+            .reason
+            .clone()
+    }
+
+    #[test]
+    fn tonic_statuses_are_classified() {
+        let cases = [
+            (
+                Status::internal("failed to decode Protobuf message: invalid wire type"),
+                Code::InvalidArgument,
+                "INVALID_REQUEST",
+            ),
+            (
+                Status::out_of_range("Error, decoded message length too large: found 9 bytes"),
+                Code::ResourceExhausted,
+                "MESSAGE_TOO_LARGE",
+            ),
+            (
+                Status::unimplemented(""),
+                Code::Unimplemented,
+                "UNIMPLEMENTED",
+            ),
+            (
+                Status::not_found("unknown service"),
+                Code::NotFound,
+                "INTERNAL",
+            ),
+            (Status::internal("boom"), Code::Internal, "INTERNAL"),
+        ];
+        for (status, code, why) in cases {
+            let fixed = adopt(&status);
+            assert_eq!(fixed.code(), code, "{status:?}");
+            assert_eq!(reason(&fixed), why, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn headers_get_one_error_info_and_keep_existing_ones() {
+        let mut headers = HeaderMap::new();
+        Status::internal("failed to decode Protobuf message")
+            .add_header(&mut headers)
+            .unwrap();
+        give_error_info(&mut headers);
+        let status = Status::from_header_map(&headers).unwrap();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(reason(&status), "INVALID_REQUEST");
+
+        let mut ours = HeaderMap::new();
+        let original = Status::from(Error::Closed);
+        original.add_header(&mut ours).unwrap();
+        let before = ours.clone();
+        give_error_info(&mut ours);
+        assert_eq!(ours, before, "a status with details is left alone");
+
+        let mut ok = HeaderMap::new();
+        Status::ok("").add_header(&mut ok).unwrap();
+        give_error_info(&mut ok);
+        assert!(!ok.contains_key(Status::GRPC_STATUS_DETAILS));
+    }
+}
