@@ -325,9 +325,75 @@ fn is_decode_error(message: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
     use tonic_types::StatusExt;
 
     use super::*;
+
+    /// A body whose first poll panics, as a panicking stream handler's would.
+    struct Exploding;
+
+    impl HttpBody for Exploding {
+        type Data = Bytes;
+        type Error = Status;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            panic!("stream handler bug")
+        }
+    }
+
+    fn layered<F, Fut, B>(f: F) -> Rpc<tower::util::ServiceFn<F>>
+    where
+        F: FnMut(Request<Body>) -> Fut,
+        Fut: Future<Output = Result<Response<B>, Infallible>>,
+    {
+        let limits = Limits {
+            max_inflight_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        RpcLayer::new(&limits).layer(tower::service_fn(f))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_internal_and_the_service_goes_on() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut svc = layered(move |_| {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+            async move {
+                assert!(!first, "handler bug");
+                Ok(Response::new(Body::empty()))
+            }
+        });
+        let response = svc.call(Request::new(Body::empty())).await.unwrap();
+        let status = Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(reason(&status), "INTERNAL");
+        // The next call is served.
+        let response = svc.call(Request::new(Body::empty())).await.unwrap();
+        assert!(Status::from_header_map(response.headers()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_response_body_ends_with_internal_trailers() {
+        let mut svc = layered(|_| async { Ok(Response::new(Exploding)) });
+        let mut body = svc
+            .call(Request::new(Body::empty()))
+            .await
+            .unwrap()
+            .into_body();
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
+            .await
+            .expect("a trailers frame")
+            .unwrap();
+        let status = Status::from_header_map(frame.trailers_ref().unwrap()).unwrap();
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(reason(&status), "INTERNAL");
+        let end = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert!(end.is_none(), "the body ends after the status");
+    }
 
     fn reason(status: &Status) -> String {
         status

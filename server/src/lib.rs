@@ -59,6 +59,13 @@ impl Config {
 /// How often the reaper looks for expired leases.
 const REAP_INTERVAL: Duration = Duration::from_millis(250);
 
+/// HTTP/2 receive window of each stream: what a client may send ahead of
+/// the server reading it. The connection window is this times the streams
+/// a connection may have, so a stream that waits for the unary byte budget
+/// (its data left unread) never stalls the other streams of its connection.
+/// The bytes HTTP/2 buffers are therefore at most this much per stream.
+const STREAM_WINDOW: u32 = 256 << 10;
+
 /// How long the server waits, after the grace, for cut connections to
 /// wind down before it flushes anyway.
 const AFTER_GRACE: Duration = Duration::from_secs(2);
@@ -125,6 +132,12 @@ pub async fn run(
     tracing::info!(%addr, root = %config.root.display(), "serving");
     let served = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_streams_per_connection)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(
+            u64::from(STREAM_WINDOW)
+                .saturating_mul(u64::from(limits.max_streams_per_connection.max(1)))
+                .min(i32::MAX as u64) as u32,
+        )
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .layer(layers::RpcLayer::new(&limits))
