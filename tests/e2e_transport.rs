@@ -350,3 +350,57 @@ async fn shutdown_cuts_a_stalled_stream_after_the_grace() {
     assert_eq!(&on_disk[..4], b"kept", "written bytes are flushed");
     drop(stalled);
 }
+
+#[tokio::test]
+async fn shutdown_turns_health_not_serving_and_closes_the_listener() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let server = TestServer::start_with(|c| c.shutdown_grace = Duration::from_secs(2)).await;
+    let (fx, h) = mapped(server, 16 << 20).await;
+    let Fixture { server, mut c, .. } = fx;
+    let addr = server.addr;
+    let channel = Channel::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: "mmapd.v1.Mmap".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.next().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    // A stalled stream keeps the server in its grace period.
+    let stalled = c
+        .read_stream(rq::read_stream(&h, Some(0), None, 4 << 20))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let stopping = tokio::spawn(server.shutdown());
+    let next = timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("health changes at once")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    let refused = timeout(Duration::from_secs(5), async {
+        loop {
+            match TcpStream::connect(addr).await {
+                Err(err) => return err,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .expect("the listener closes during the grace");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    let root = stopping.await.unwrap();
+    assert_eq!(&std::fs::read(root.path().join("f")).unwrap()[..4], b"kept");
+    drop(stalled);
+}
