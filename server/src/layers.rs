@@ -109,6 +109,7 @@ where
             _call: call,
             _hold: hold,
         };
+        let path = req.uri().path().to_owned();
         let called = catch_unwind(AssertUnwindSafe(|| inner.call(req)));
         Box::pin(async move {
             let outcome = match called {
@@ -121,7 +122,7 @@ where
                 Err(panic) => return Ok(panicked(panic.as_ref(), guards)),
             };
             let (mut parts, body) = response.into_parts();
-            give_error_info(&mut parts.headers);
+            give_error_info(&mut parts.headers, &path);
             Ok(Response::from_parts(
                 parts,
                 Guarded {
@@ -179,7 +180,7 @@ where
             Ok(Poll::Ready(Some(Ok(frame)))) => {
                 Poll::Ready(Some(Ok(match frame.into_trailers() {
                     Ok(mut trailers) => {
-                        give_error_info(&mut trailers);
+                        give_error_info(&mut trailers, "");
                         Frame::trailers(trailers)
                     }
                     Err(frame) => frame,
@@ -246,8 +247,8 @@ fn panic_status(panic: &(dyn std::any::Any + Send)) -> Status {
 }
 
 /// Gives a non-OK status in `headers` (trailers-only headers or trailers)
-/// an ErrorInfo if it has none.
-fn give_error_info(headers: &mut HeaderMap) {
+/// of a call to `path` an ErrorInfo if it has none.
+fn give_error_info(headers: &mut HeaderMap, path: &str) {
     let Some(code) = headers.get(Status::GRPC_STATUS) else {
         return;
     };
@@ -261,7 +262,7 @@ fn give_error_info(headers: &mut HeaderMap) {
     };
     headers.remove(Status::GRPC_STATUS);
     headers.remove(Status::GRPC_MESSAGE);
-    if let Err(err) = adopt(&status).add_header(headers) {
+    if let Err(err) = adopt(&status, path).add_header(headers) {
         // Only a message that is no header value gets here; the code alone
         // still reaches the client.
         tracing::warn!(%err, "cannot encode status");
@@ -273,9 +274,12 @@ fn code_value(code: Code) -> http::HeaderValue {
     http::HeaderValue::from(code as i32)
 }
 
-/// The status tonic made, classified through [`Error`].
-fn adopt(status: &Status) -> Status {
-    let message = status.message().to_owned();
+/// The status tonic made for a call to `path`, classified through [`Error`].
+fn adopt(status: &Status, path: &str) -> Status {
+    let mut message = status.message().to_owned();
+    if message.is_empty() && status.code() == Code::Unimplemented {
+        message = format!("method {path} is not implemented by this server");
+    }
     let err = match status.code() {
         Code::Internal if is_decode_error(&message) => Error::Protocol(message.into()),
         Code::OutOfRange if message.contains("message length too large") => {
@@ -430,7 +434,7 @@ mod tests {
             (Status::internal("boom"), Code::Internal, "INTERNAL"),
         ];
         for (status, code, why) in cases {
-            let fixed = adopt(&status);
+            let fixed = adopt(&status, "/x/Y");
             assert_eq!(fixed.code(), code, "{status:?}");
             assert_eq!(reason(&fixed), why, "{status:?}");
         }
@@ -442,7 +446,7 @@ mod tests {
         Status::internal("failed to decode Protobuf message")
             .add_header(&mut headers)
             .unwrap();
-        give_error_info(&mut headers);
+        give_error_info(&mut headers, "/x/Y");
         let status = Status::from_header_map(&headers).unwrap();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(reason(&status), "INVALID_REQUEST");
@@ -451,12 +455,12 @@ mod tests {
         let original = Status::from(Error::Closed);
         original.add_header(&mut ours).unwrap();
         let before = ours.clone();
-        give_error_info(&mut ours);
+        give_error_info(&mut ours, "/x/Y");
         assert_eq!(ours, before, "a status with details is left alone");
 
         let mut ok = HeaderMap::new();
         Status::ok("").add_header(&mut ok).unwrap();
-        give_error_info(&mut ok);
+        give_error_info(&mut ok, "/x/Y");
         assert!(!ok.contains_key(Status::GRPC_STATUS_DETAILS));
     }
 }

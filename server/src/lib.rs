@@ -138,7 +138,10 @@ pub async fn run(
                 .saturating_mul(u64::from(limits.max_streams_per_connection.max(1)))
                 .min(i32::MAX as u64) as u32,
         )
-        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        // 0 turns pings off.
+        .http2_keepalive_interval(
+            (!limits.keepalive_interval.is_zero()).then_some(limits.keepalive_interval),
+        )
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .layer(layers::RpcLayer::new(&limits))
         .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))

@@ -129,7 +129,8 @@ pub struct Conn {
     stream: TcpStream,
     info: ConnInfo,
     idle_timeout: Duration,
-    idle: Pin<Box<Sleep>>,
+    /// `None` when the idle timeout is 0 (off).
+    idle: Option<Pin<Box<Sleep>>>,
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
     _live: Live,
 }
@@ -144,16 +145,17 @@ impl Conn {
                 "shutdown grace over",
             ));
         }
-        while self.idle.as_mut().poll(cx).is_ready() {
+        let idle = self.idle.as_mut()?;
+        while idle.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             match self.info.state.idle_since() {
                 Some(since) if since + self.idle_timeout <= now => {
                     tracing::debug!(remote = %self.info.remote, "closing idle connection");
                     return Some(io::Error::new(io::ErrorKind::TimedOut, "idle"));
                 }
-                Some(since) => self.idle.as_mut().reset(since + self.idle_timeout),
+                Some(since) => idle.as_mut().reset(since + self.idle_timeout),
                 // A call in flight; look again a timeout later.
-                None => self.idle.as_mut().reset(now + self.idle_timeout),
+                None => idle.as_mut().reset(now + self.idle_timeout),
             }
         }
         None
@@ -312,11 +314,18 @@ async fn accept_loop(
                 state: Arc::new(ConnState::new()),
             },
             idle_timeout: settings.idle_timeout,
-            idle: Box::pin(tokio::time::sleep(settings.idle_timeout)),
+            idle: (!settings.idle_timeout.is_zero())
+                .then(|| Box::pin(tokio::time::sleep(settings.idle_timeout))),
             killed: Box::pin(stop.connections.clone().cancelled_owned()),
             _live: Live::new(&connections),
         };
-        if tx.send(Ok(conn)).await.is_err() {
+        // tonic stops taking connections at shutdown; the listener must
+        // still close then, so the send gives way to the stop.
+        let sent = tokio::select! {
+            _ = stop.accepting.cancelled() => break,
+            sent = tx.send(Ok(conn)) => sent,
+        };
+        if sent.is_err() {
             break;
         }
     }
@@ -328,6 +337,9 @@ async fn accept_loop(
 /// peers that vanished without a FIN even when HTTP/2 pings are off.
 fn configure(stream: &TcpStream, keepalive: Duration) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    if keepalive.is_zero() {
+        return Ok(());
+    }
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(keepalive)
         .with_interval(keepalive);
