@@ -408,3 +408,36 @@ async fn shutdown_turns_health_not_serving_and_closes_the_listener() {
     assert_eq!(&std::fs::read(root.path().join("f")).unwrap()[..4], b"kept");
     drop(stalled);
 }
+
+#[tokio::test]
+async fn a_connection_gets_the_configured_number_of_concurrent_calls() {
+    let server = TestServer::start_with(|c| c.limits.max_streams_per_connection = 2).await;
+    let (mut fx, h) = mapped(server, 16 << 20).await;
+    let (c, _) = fx.server.clients().await;
+    // Two streams nobody reads take both of the connection's slots.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut c = c.clone();
+        stalled.push(
+            c.read_stream(rq::read_stream(&h, Some(0), None, 1 << 20))
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    let (mut third, handle) = (c.clone(), h.clone());
+    let mut waiting = Box::pin(async move { third.tell(rq::tell(&handle)).await });
+    assert!(
+        timeout(Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err(),
+        "a third call on the connection waits for a slot"
+    );
+    // Other connections are not affected.
+    still_served(&mut fx, &h).await;
+    drop(stalled);
+    timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the third call runs once a slot is free")
+        .unwrap();
+}
