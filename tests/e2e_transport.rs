@@ -441,3 +441,69 @@ async fn a_connection_gets_the_configured_number_of_concurrent_calls() {
         .expect("the third call runs once a slot is free")
         .unwrap();
 }
+
+/// A request body that sends the start of one message, then nothing.
+struct Stalling(Option<Bytes>);
+
+impl http_body::Body for Stalling {
+    type Data = Bytes;
+    type Error = Status;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        match self.0.take() {
+            Some(start) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(start)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_stalls_midway_gives_its_budget_back() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_inflight_bytes = 1 << 20;
+        c.limits.keepalive_interval = Duration::from_millis(300);
+        c.limits.keepalive_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let (mut fx, h) = mapped(server, 64).await;
+
+    // The header declares 1 MiB (the whole budget); 100 bytes follow.
+    let mut start = vec![0u8];
+    start.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    start.extend_from_slice(&[0u8; 100]);
+    let request = tonic::codegen::http::Request::post(format!(
+        "{}/mmapd.v1.Mmap/Write",
+        fx.server.endpoint()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(tonic::body::Body::new(Stalling(Some(start.into()))))
+    .unwrap();
+    let mut channel = Channel::from_shared(fx.server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    use tonic::codegen::Service;
+    futures::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .unwrap();
+    let stalled = timeout(Duration::from_secs(10), channel.call(request))
+        .await
+        .expect("a stalled message fails instead of holding the budget")
+        .unwrap();
+    let status = Status::from_header_map(stalled.headers()).expect("a trailers-only status");
+    let message = status.message().to_owned();
+    assert!(message.contains("stalled"), "{message}");
+    assert_error(&status, Code::InvalidArgument, "INVALID_REQUEST", &message);
+
+    // The budget is whole again: a write goes through.
+    let w = timeout(Duration::from_secs(5), fx.c.write(rq::write(&h, "more")))
+        .await
+        .expect("the stalled message's bytes are back")
+        .unwrap();
+    assert_eq!(w.into_inner().written, 4);
+    still_served(&mut fx, &h).await;
+}

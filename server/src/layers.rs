@@ -53,6 +53,9 @@ impl RpcLayer {
             budget: Arc::new(InflightBudget::new(
                 limits.max_inflight_bytes,
                 limits.max_message_size,
+                // A live peer answers pings within this; one that sends
+                // nothing mid-message for as long is stalling on purpose.
+                limits.keepalive_interval + limits.keepalive_timeout,
             )),
         }
     }

@@ -7,6 +7,11 @@
 //! concurrent large messages take turns instead of each holding a part of
 //! the budget and all waiting for the rest. While a call waits, its body is
 //! not read, so HTTP/2 flow control holds the sender back.
+//!
+//! A client that declares a large message and then stops sending would
+//! hold its reservation forever; a message that stalls mid-way for longer
+//! than the keepalive interval plus timeout fails with INVALID_REQUEST and
+//! gives its bytes back.
 #![forbid(unsafe_code)]
 
 use std::{
@@ -14,13 +19,19 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
+    time::Duration,
 };
 
 use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use parking_lot::Mutex;
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+use tokio::{
+    sync::{AcquireError, OwnedSemaphorePermit, Semaphore},
+    time::Sleep,
+};
 use tonic::{Status, body::Body};
+
+use crate::error::Error;
 
 /// The budget: one permit per byte.
 #[derive(Debug)]
@@ -32,17 +43,20 @@ pub struct InflightBudget {
     /// Largest message tonic accepts; a header claiming more is refused by
     /// tonic right after it, so reserving more would only block others.
     max_message: u64,
+    /// How long a message may stall mid-way while it holds bytes.
+    stall: Duration,
 }
 
 impl InflightBudget {
     /// A budget of `bytes` (at most 4 GiB) for messages of at most
-    /// `max_message` bytes.
-    pub fn new(bytes: u64, max_message: usize) -> InflightBudget {
+    /// `max_message` bytes that may stall mid-way for at most `stall`.
+    pub fn new(bytes: u64, max_message: usize, stall: Duration) -> InflightBudget {
         let total = bytes.clamp(1, u64::from(u32::MAX)) as u32;
         InflightBudget {
             permits: Arc::new(Semaphore::new(total as usize)),
             total,
             max_message: max_message as u64 + HEADER as u64,
+            stall,
         }
     }
 
@@ -73,6 +87,11 @@ struct Framing {
 }
 
 impl Framing {
+    /// Whether a message has begun and not ended.
+    fn mid_message(&self) -> bool {
+        self.remaining > 0 || self.have > 0
+    }
+
     /// Bytes of the messages whose headers complete within `data`.
     fn feed(&mut self, mut data: &[u8]) -> u64 {
         let mut declared = 0;
@@ -108,6 +127,8 @@ pub struct Budgeted {
     hold: Arc<Hold>,
     framing: Framing,
     waiting: Option<(Frame<Bytes>, Acquiring)>,
+    /// Runs while a message holding bytes waits for its next frame.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl Budgeted {
@@ -118,7 +139,29 @@ impl Budgeted {
             hold,
             framing: Framing::default(),
             waiting: None,
+            stalled: None,
         }
+    }
+}
+
+impl Budgeted {
+    /// Pending, unless a message holding bytes has waited too long for its
+    /// next frame: then the call fails and the bytes go back.
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if !self.framing.mid_message() || self.hold.0.lock().is_none() {
+            return Poll::Pending;
+        }
+        let stall = self.budget.stall;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        ready!(timer.as_mut().poll(cx));
+        self.hold.0.lock().take();
+        self.framing = Framing::default();
+        let err = Error::Protocol(
+            format!("request message stalled for {stall:?} before its end; send it whole").into(),
+        );
+        Poll::Ready(Some(Err(err.into())))
     }
 }
 
@@ -138,7 +181,12 @@ impl HttpBody for Budgeted {
             *this.hold.0.lock() = permit.ok();
             return Poll::Ready(Some(Ok(frame)));
         }
-        let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let Poll::Ready(polled) = polled else {
+            return this.poll_stall(cx);
+        };
+        this.stalled = None;
+        let frame = match polled {
             Some(Ok(frame)) => frame,
             other => return Poll::Ready(other),
         };
@@ -189,9 +237,9 @@ mod tests {
 
     #[test]
     fn reservations_are_capped_at_the_budget_and_the_message_limit() {
-        let budget = InflightBudget::new(100, 1 << 20);
+        let budget = InflightBudget::new(100, 1 << 20, Duration::from_secs(1));
         assert_eq!(budget.reservation(1 << 30), 100);
-        let budget = InflightBudget::new(1 << 30, 1000);
+        let budget = InflightBudget::new(1 << 30, 1000, Duration::from_secs(1));
         assert_eq!(budget.reservation(u64::from(u32::MAX)), 1005);
         assert_eq!(budget.reservation(50), 50);
     }
