@@ -63,9 +63,9 @@ impl MmapService {
         self.limits.max_reply()
     }
 
-    async fn find(&self, req: pb::FindRequest, reverse: bool) -> Reply<pb::FindResponse> {
+    async fn find_in(&self, req: pb::FindRequest, reverse: bool) -> Reply<pb::FindResponse> {
         let handle = self.handle(&req.handle)?;
-        // The cursor, where a missing start begins, is at most the length.
+        // A missing start is the cursor; counting from 0 overestimates.
         let touched = span(handle.length()?, req.start, req.end);
         let index = data_op(touched, move || {
             handle.find(&req.sub, req.start, req.end, reverse)
@@ -253,7 +253,11 @@ impl Mmap for MmapService {
         let req = req.into_inner();
         let handle = self.handle(&req.handle)?;
         let len = handle.length()?;
-        let touched = req.n.map_or(len, |n| (n.max(0) as u64).min(len));
+        // A negative n reads to the end, as in Python.
+        let touched = req
+            .n
+            .filter(|&n| n >= 0)
+            .map_or(len, |n| (n as u64).min(len));
         let max = self.max_reply();
         let data = data_op(touched, move || handle.read(req.n, max)).await?;
         ok(pb::ReadResponse { data: data.into() })
@@ -309,11 +313,11 @@ impl Mmap for MmapService {
     }
 
     async fn find(&self, req: Request<pb::FindRequest>) -> Reply<pb::FindResponse> {
-        self.find(req.into_inner(), false).await
+        self.find_in(req.into_inner(), false).await
     }
 
     async fn r_find(&self, req: Request<pb::FindRequest>) -> Reply<pb::FindResponse> {
-        self.find(req.into_inner(), true).await
+        self.find_in(req.into_inner(), true).await
     }
 
     async fn flush(&self, req: Request<pb::FlushRequest>) -> Reply<pb::FlushResponse> {
