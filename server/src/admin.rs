@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use mmapd::pb::{self, admin_server::Admin};
 use tonic::{Request, Response, Status};
 
-use crate::{Limits, convert::access_to_pb, mem, registry::Registry};
+use crate::{Limits, convert::access_to_pb, mem, net::Connections, registry::Registry};
 
 /// The `Admin` service.
 #[derive(Debug, Clone)]
@@ -14,6 +14,7 @@ pub struct AdminService {
     registry: Arc<Registry>,
     limits: Limits,
     shutdown_grace: Duration,
+    connections: Arc<Connections>,
 }
 
 impl AdminService {
@@ -23,7 +24,14 @@ impl AdminService {
             registry,
             limits,
             shutdown_grace,
+            connections: Arc::default(),
         }
+    }
+
+    /// Reports `connections`' live count in `GetServerInfo`.
+    pub fn with_connections(mut self, connections: Arc<Connections>) -> Self {
+        self.connections = connections;
+        self
     }
 }
 
@@ -71,7 +79,7 @@ impl Admin for AdminService {
             mappings: self.registry.mapping_count(),
             limits: Some(limits_to_pb(&self.limits, self.shutdown_grace)),
             anonymous_bytes: self.registry.anonymous_bytes(),
-            connections: 0,
+            connections: self.connections.live() as u32,
         }))
     }
 

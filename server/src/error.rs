@@ -95,6 +95,13 @@ pub enum Error {
         /// Why the next chunk failed.
         cause: Box<Error>,
     },
+    /// A request message over the message size limit (tonic's decoder
+    /// refused it).
+    #[error("{0}")]
+    RequestTooLarge(Cow<'static, str>),
+    /// A method this server does not have.
+    #[error("{0}")]
+    Unimplemented(Cow<'static, str>),
     /// A request that breaks the protocol (not a Python-level error).
     #[error("{0}")]
     Protocol(Cow<'static, str>),
@@ -174,6 +181,12 @@ impl Error {
             Error::TooLarge { .. } => {
                 c(Code::ResourceExhausted, "MESSAGE_TOO_LARGE", "MemoryError")
             }
+            Error::RequestTooLarge(_) => {
+                c(Code::ResourceExhausted, "MESSAGE_TOO_LARGE", "MemoryError")
+            }
+            Error::Unimplemented(_) => {
+                c(Code::Unimplemented, "UNIMPLEMENTED", "NotImplementedError")
+            }
             Error::Protocol(_) => c(Code::InvalidArgument, "INVALID_REQUEST", "ValueError"),
             Error::Quota { .. } => c(Code::ResourceExhausted, "QUOTA_EXCEEDED", "OSError"),
             Error::Broken { .. } => c(Code::DataLoss, "MAPPING_BROKEN", "OSError"),
@@ -226,6 +239,8 @@ impl Error {
             | Error::WrongSize(_)
             | Error::Overflow(_)
             | Error::TooLarge { .. }
+            | Error::RequestTooLarge(_)
+            | Error::Unimplemented(_)
             | Error::Protocol(_)
             | Error::Internal(_) => {}
         }
@@ -243,12 +258,33 @@ impl Error {
     }
 }
 
+/// Longest message or metadata value a status carries: a huge path or
+/// name must not push the trailers past HTTP/2's header-list limits.
+const MAX_TEXT: usize = 1024;
+
+/// `text` cut to [`MAX_TEXT`] bytes at a char boundary, with an ellipsis.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_TEXT {
+        let mut cut = MAX_TEXT - '…'.len_utf8();
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         let class = err.classify();
-        let details =
-            ErrorDetails::with_error_info(class.reason, DOMAIN, err.metadata(class.python));
-        Status::with_error_details(class.code, err.to_string(), details)
+        let metadata: HashMap<_, _> = err
+            .metadata(class.python)
+            .into_iter()
+            .map(|(k, v)| (k, bounded(v)))
+            .collect();
+        let details = ErrorDetails::with_error_info(class.reason, DOMAIN, metadata);
+        Status::with_error_details(class.code, bounded(err.to_string()), details)
     }
 }
 
@@ -374,6 +410,26 @@ mod tests {
             assert_eq!(status.code(), code, "{errno:?}");
             assert_eq!(info(&status).reason, "OS_ERROR");
         }
+    }
+
+    #[test]
+    fn huge_paths_are_cut_in_message_and_metadata() {
+        let path = "é".repeat(5_000);
+        let status = Status::from(Error::Os {
+            errno: 2,
+            path: Some(path),
+        });
+        assert!(
+            status.message().len() <= MAX_TEXT,
+            "{}",
+            status.message().len()
+        );
+        assert!(status.message().ends_with('…'));
+        let path = &info(&status).metadata["path"];
+        assert!(path.len() <= MAX_TEXT && path.ends_with('…'));
+        assert!(path.starts_with("éé"));
+        // Short texts are untouched.
+        assert_eq!(bounded("short".into()), "short");
     }
 
     #[test]

@@ -12,9 +12,11 @@ pub mod admin;
 pub mod convert;
 pub mod error;
 pub mod handle;
+pub mod layers;
 pub mod limits;
 pub mod mapping;
 pub(crate) mod mem;
+pub mod net;
 pub mod paths;
 pub mod quota;
 pub mod registry;
@@ -25,7 +27,7 @@ pub mod slice;
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use mmapd::pb::{admin_server::AdminServer, mmap_server::MmapServer};
-use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
 
 pub use limits::Limits;
 
@@ -59,8 +61,21 @@ impl Config {
 /// How often the reaper looks for expired leases.
 const REAP_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Serves until `shutdown` resolves, then stops accepting, drains in-flight
-/// requests, and flushes and unmaps every mapping.
+/// HTTP/2 receive window of each stream: what a client may send ahead of
+/// the server reading it. The connection window is this times the streams
+/// a connection may have, so a stream that waits for the unary byte budget
+/// (its data left unread) never stalls the other streams of its connection.
+/// The bytes HTTP/2 buffers are therefore at most this much per stream.
+const STREAM_WINDOW: u32 = 256 << 10;
+
+/// How long the server waits, after the grace, for cut connections to
+/// wind down before it flushes anyway.
+const AFTER_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves until `shutdown` resolves, then: health turns NOT_SERVING, the
+/// listener closes, in-flight calls get `config.shutdown_grace`, the
+/// connections still open after it are cut, and every mapping is flushed
+/// and unmapped.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: Config,
@@ -108,35 +123,73 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    let addr = listener.local_addr()?;
+    let stop = net::Stop::default();
+    let (incoming, connections) = net::incoming(listener, &limits, stop.clone());
+
     let mmap = MmapServer::new(service::MmapService::new(Arc::clone(&registry), limits))
         .max_decoding_message_size(limits.max_message_size)
         .max_encoding_message_size(limits.max_message_size);
-    let admin = AdminServer::new(admin::AdminService::new(
-        Arc::clone(&registry),
-        limits,
-        config.shutdown_grace,
-    ))
+    let admin = AdminServer::new(
+        admin::AdminService::new(Arc::clone(&registry), limits, config.shutdown_grace)
+            .with_connections(connections),
+    )
     .max_decoding_message_size(limits.max_message_size)
     .max_encoding_message_size(limits.max_message_size);
 
-    // Without TCP_NODELAY, Nagle and delayed ACKs stall small replies by
-    // ~40 ms: fatal for a service of many small calls.
-    let addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tracing::info!(%addr, root = %config.root.display(), "serving");
     let served = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(
+            u64::from(STREAM_WINDOW)
+                .saturating_mul(u64::from(limits.max_streams_per_connection.max(1)))
+                .min(i32::MAX as u64) as u32,
+        )
+        // 0 turns pings off.
+        .http2_keepalive_interval(
+            (!limits.keepalive_interval.is_zero()).then_some(limits.keepalive_interval),
+        )
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .layer(layers::RpcLayer::new(&limits))
         .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(mmap)
         .add_service(admin)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, stop.accepting.clone().cancelled_owned());
+    let mut served = std::pin::pin!(served);
+
+    let outcome = tokio::select! {
+        // Only a failure ends serving before the signal.
+        outcome = &mut served => outcome,
+        () = shutdown => {
+            for service in [
+                "",
+                <MmapServer<service::MmapService> as tonic::server::NamedService>::NAME,
+                <AdminServer<admin::AdminService> as tonic::server::NamedService>::NAME,
+            ] {
+                health.set_service_status(service, ServingStatus::NotServing).await;
+            }
+            stop.accepting.cancel();
+            tracing::info!(grace = ?config.shutdown_grace, "draining");
+            match tokio::time::timeout(config.shutdown_grace, &mut served).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::warn!("shutdown grace over; cutting the remaining connections");
+                    stop.connections.cancel();
+                    tokio::time::timeout(AFTER_GRACE, &mut served)
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            }
+        }
+    };
 
     reaper.abort();
     let flushing = Arc::clone(&registry);
     tokio::task::spawn_blocking(move || flushing.shutdown()).await?;
     tracing::info!("stopped; every mapping flushed");
-    served.map_err(Into::into)
+    outcome.map_err(Into::into)
 }

@@ -3,10 +3,11 @@
 //! No CPython semantics live here.
 #![forbid(unsafe_code)]
 
-use std::{pin::Pin, sync::Arc};
+use std::{collections::VecDeque, pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use mmapd::pb::{self, mmap_server::Mmap};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
@@ -17,17 +18,40 @@ use crate::{
     registry::{MapArgs, Registry},
 };
 
+/// Data operations touching more bytes than this run on the blocking
+/// pool: a page fault on a cold page can take a disk read, and a big copy
+/// takes milliseconds, either of which would stall every other call on
+/// the async worker. Smaller ones stay inline, where latency matters.
+const BLOCKING_THRESHOLD: u64 = 64 << 10;
+
 /// The `Mmap` service.
 #[derive(Debug, Clone)]
 pub struct MmapService {
     registry: Arc<Registry>,
     limits: Limits,
+    streams: Arc<StreamBudget>,
+}
+
+/// Bytes ReadStreams may hold, server-wide ([`Limits::max_stream_buffer_bytes`]),
+/// one permit per byte.
+#[derive(Debug)]
+struct StreamBudget {
+    permits: Arc<Semaphore>,
+    total: u32,
 }
 
 impl MmapService {
     /// A service over a registry.
     pub fn new(registry: Arc<Registry>, limits: Limits) -> Self {
-        Self { registry, limits }
+        let total = limits.max_stream_buffer_bytes.clamp(1, u64::from(u32::MAX)) as u32;
+        Self {
+            registry,
+            limits,
+            streams: Arc::new(StreamBudget {
+                permits: Arc::new(Semaphore::new(total as usize)),
+                total,
+            }),
+        }
     }
 
     fn handle(&self, id: &str) -> Result<Arc<Handle>> {
@@ -38,6 +62,51 @@ impl MmapService {
     fn max_reply(&self) -> u64 {
         self.limits.max_reply()
     }
+
+    async fn find_in(&self, req: pb::FindRequest, reverse: bool) -> Reply<pb::FindResponse> {
+        let handle = self.handle(&req.handle)?;
+        // A missing start is the cursor; counting from 0 overestimates.
+        let touched = span(handle.length()?, req.start, req.end);
+        let index = data_op(touched, move || {
+            handle.find(&req.sub, req.start, req.end, reverse)
+        })
+        .await?;
+        ok(pb::FindResponse { index })
+    }
+}
+
+/// Where a ReadStream is, and the stream-buffer permits of the chunks it
+/// produced that may still be buffered in the transport.
+struct Reading {
+    handle: Arc<Handle>,
+    at: At,
+    held: VecDeque<OwnedSemaphorePermit>,
+}
+
+impl StreamBudget {
+    /// Reserves `chunk` bytes for the next chunk of `reading`. The chunk
+    /// two back has left the transport by now (hyper asks for a chunk only
+    /// once the previous one is sent or buffered), so its bytes come back
+    /// first; if the budget is still short, the previous chunk's bytes are
+    /// given back too, so that a waiting stream holds nothing and streams
+    /// cannot wait on each other.
+    async fn reserve(&self, reading: &mut Reading, chunk: usize) {
+        let n = (chunk as u64).min(u64::from(self.total)) as u32;
+        if reading.held.len() >= 2 {
+            reading.held.pop_front();
+        }
+        let permit = match Arc::clone(&self.permits).try_acquire_many_owned(n) {
+            Ok(permit) => permit,
+            Err(_) => {
+                reading.held.clear();
+                Arc::clone(&self.permits)
+                    .acquire_many_owned(n)
+                    .await
+                    .expect("the stream budget is never closed")
+            }
+        };
+        reading.held.push_back(permit);
+    }
 }
 
 /// Runs blocking work (file opens, mmap, msync, mremap) off the async
@@ -45,10 +114,43 @@ impl MmapService {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T, Status> {
+    offload(f).await.map_err(Status::from)
+}
+
+async fn offload<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(Status::from),
-        Err(join) => Err(Status::internal(format!("worker failed: {join}"))),
+        Ok(result) => result,
+        // Re-raised here so the RPC layer reports it like any handler panic.
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(Error::Internal(format!("worker failed: {join}").into())),
     }
+}
+
+/// Runs `f` on the blocking pool when it touches `bytes` past
+/// [`BLOCKING_THRESHOLD`], else inline.
+async fn data_op<T: Send + 'static>(
+    bytes: u64,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    if bytes > BLOCKING_THRESHOLD {
+        offload(f).await
+    } else {
+        f()
+    }
+}
+
+/// Bytes a `[start, end)` request may touch in a mapping of `len` bytes
+/// (negative indices count from the end, as in Python).
+fn span(len: u64, start: Option<i64>, end: Option<i64>) -> u64 {
+    let at = |i: i64| {
+        if i < 0 {
+            len.saturating_sub(i.unsigned_abs())
+        } else {
+            (i as u64).min(len)
+        }
+    };
+    let (start, end) = (start.map_or(0, at), end.map_or(len, at));
+    end.saturating_sub(start)
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -149,7 +251,15 @@ impl Mmap for MmapService {
 
     async fn read(&self, req: Request<pb::ReadRequest>) -> Reply<pb::ReadResponse> {
         let req = req.into_inner();
-        let data = self.handle(&req.handle)?.read(req.n, self.max_reply())?;
+        let handle = self.handle(&req.handle)?;
+        let len = handle.length()?;
+        // A negative n reads to the end, as in Python.
+        let touched = req
+            .n
+            .filter(|&n| n >= 0)
+            .map_or(len, |n| (n as u64).min(len));
+        let max = self.max_reply();
+        let data = data_op(touched, move || handle.read(req.n, max)).await?;
         ok(pb::ReadResponse { data: data.into() })
     }
 
@@ -169,7 +279,9 @@ impl Mmap for MmapService {
 
     async fn write(&self, req: Request<pb::WriteRequest>) -> Reply<pb::WriteResponse> {
         let req = req.into_inner();
-        let written = self.handle(&req.handle)?.write(&req.data)?;
+        let handle = self.handle(&req.handle)?;
+        let data = req.data;
+        let written = data_op(data.len() as u64, move || handle.write(&data)).await?;
         ok(pb::WriteResponse { written })
     }
 
@@ -201,19 +313,11 @@ impl Mmap for MmapService {
     }
 
     async fn find(&self, req: Request<pb::FindRequest>) -> Reply<pb::FindResponse> {
-        let req = req.into_inner();
-        let index = self
-            .handle(&req.handle)?
-            .find(&req.sub, req.start, req.end, false)?;
-        ok(pb::FindResponse { index })
+        self.find_in(req.into_inner(), false).await
     }
 
     async fn r_find(&self, req: Request<pb::FindRequest>) -> Reply<pb::FindResponse> {
-        let req = req.into_inner();
-        let index = self
-            .handle(&req.handle)?
-            .find(&req.sub, req.start, req.end, true)?;
-        ok(pb::FindResponse { index })
+        self.find_in(req.into_inner(), true).await
     }
 
     async fn flush(&self, req: Request<pb::FlushRequest>) -> Reply<pb::FlushResponse> {
@@ -260,16 +364,24 @@ impl Mmap for MmapService {
 
     async fn get_slice(&self, req: Request<pb::GetSliceRequest>) -> Reply<pb::GetSliceResponse> {
         let req = req.into_inner();
-        let data =
-            self.handle(&req.handle)?
-                .get_slice(req.start, req.stop, req.step, self.max_reply())?;
+        let handle = self.handle(&req.handle)?;
+        let touched = span(handle.length()?, req.start, req.stop);
+        let max = self.max_reply();
+        let data = data_op(touched, move || {
+            handle.get_slice(req.start, req.stop, req.step, max)
+        })
+        .await?;
         ok(pb::GetSliceResponse { data: data.into() })
     }
 
     async fn set_slice(&self, req: Request<pb::SetSliceRequest>) -> Reply<pb::SetSliceResponse> {
         let req = req.into_inner();
-        self.handle(&req.handle)?
-            .set_slice(req.start, req.stop, req.step, &req.data)?;
+        let handle = self.handle(&req.handle)?;
+        let data = req.data;
+        data_op(data.len() as u64, move || {
+            handle.set_slice(req.start, req.stop, req.step, &data)
+        })
+        .await?;
         ok(pb::SetSliceResponse {})
     }
 
@@ -290,23 +402,35 @@ impl Mmap for MmapService {
         };
         let limit = req.length.map_or(len, |n| start.saturating_add(n));
         // Each chunk is read only when the transport asks for the next one,
-        // so a slow client holds at most a few chunks of server memory.
-        let stream = futures::stream::try_unfold((handle, at), move |(handle, at)| async move {
-            let (offset, data) = handle.read_chunk(at, limit, chunk)?;
-            if data.is_empty() {
-                return Ok(None);
+        // and only once the stream budget has room for it, so a client that
+        // does not read holds at most two chunks of server memory.
+        let budget = Arc::clone(&self.streams);
+        let reading = Reading {
+            handle,
+            at,
+            held: VecDeque::with_capacity(2),
+        };
+        let stream = futures::stream::try_unfold(reading, move |mut reading| {
+            let budget = Arc::clone(&budget);
+            async move {
+                budget.reserve(&mut reading, chunk).await;
+                let (handle, at) = (Arc::clone(&reading.handle), reading.at);
+                let (offset, data) =
+                    data_op(chunk as u64, move || handle.read_chunk(at, limit, chunk)).await?;
+                if data.is_empty() {
+                    return Ok(None);
+                }
+                if let At::Offset(o) = reading.at {
+                    reading.at = At::Offset(o + data.len() as u64);
+                }
+                Ok::<_, Status>(Some((
+                    pb::ReadChunk {
+                        offset,
+                        data: data.into(),
+                    },
+                    reading,
+                )))
             }
-            let next = match at {
-                At::Cursor => At::Cursor,
-                At::Offset(o) => At::Offset(o + data.len() as u64),
-            };
-            Ok::<_, Status>(Some((
-                pb::ReadChunk {
-                    offset,
-                    data: data.into(),
-                },
-                (handle, next),
-            )))
         });
         ok(Box::pin(stream) as ChunkStream)
     }
@@ -327,8 +451,9 @@ impl Mmap for MmapService {
         let mut written = 0u64;
         let mut data = first.data;
         loop {
-            handle
-                .write_chunk(at, &data)
+            let (writer, chunk, to) = (Arc::clone(&handle), data.clone(), at);
+            data_op(data.len() as u64, move || writer.write_chunk(to, &chunk))
+                .await
                 .map_err(|cause| match written {
                     0 => cause,
                     written => Error::PartialWrite {
