@@ -100,7 +100,7 @@ async fn random_calls_leave_the_server_up_and_every_error_clean() {
         .expect("map the sink")
         .handle;
     fz.tidy().await;
-    probe_quotas(&mut fz).await;
+    probe_quotas(&mut fz, &server).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let bystander = tokio::spawn(bystander(server.endpoint(), Arc::clone(&stop)));

@@ -60,12 +60,13 @@ pub async fn write_canary(fz: &mut Fuzzer, canary: &[u8]) {
         .expect("close the canary's session");
 }
 
-/// Asks for one page more than `max_mapping_length` three ways (anonymous
-/// Map, Map(create), Resize). Each must be refused with QUOTA_EXCEEDED. If
-/// the server accepts any, that is a failure, and the fuzzer stops sending
-/// requests that would really allocate that much (a server without the
-/// quota would take the machine's memory or disk).
-pub async fn probe_quotas(fz: &mut Fuzzer) {
+/// Asks for one page more than `max_mapping_length` four ways (anonymous
+/// Map, Map(create), Map of a whole file that large, Resize). Each must be
+/// refused with QUOTA_EXCEEDED. If the server accepts any, that is a
+/// failure, and the fuzzer stops sending requests that would really
+/// allocate that much (a server without the quota would take the
+/// machine's memory or disk).
+pub async fn probe_quotas(fz: &mut Fuzzer, server: &TestServer) {
     let sid = fz.own_session().await;
     let over = MAPPING_LIMIT as i64 + fz.page;
     let small = support::map(
@@ -77,41 +78,49 @@ pub async fn probe_quotas(fz: &mut Fuzzer) {
     )
     .await
     .expect("map a small anonymous region");
+    // A sparse file over the limit: mapping it whole (length 0) must be
+    // refused too, or a created file with a huge offset becomes a huge map.
+    std::fs::File::create(server.path("quota-sparse.bin"))
+        .and_then(|f| f.set_len(over as u64))
+        .expect("make a sparse file");
     let mut accepted = false;
-    for (method, what) in [
-        ("Mmap/Map", "anonymous"),
-        ("Mmap/Map", "create"),
-        ("Mmap/Resize", "anonymous"),
+    for what in [
+        "anonymous Map",
+        "Map(create)",
+        "whole-file Map",
+        "anonymous Resize",
     ] {
-        let request = format!("{what} {method} of max_mapping_length + 1 page ({over} bytes)");
+        let request = format!("{what} of max_mapping_length + 1 page ({over} bytes)");
+        let method = if what.ends_with("Resize") {
+            "Mmap/Resize"
+        } else {
+            "Mmap/Map"
+        };
         let call = call("quota", method, request);
-        let (outcome, ok) = match (method, what) {
-            ("Mmap/Resize", _) => {
-                let (o, r) = answer(fz.c.resize(support::rq::resize(&small.handle, over))).await;
-                (o, r.is_some())
+        let (outcome, ok) = if method == "Mmap/Resize" {
+            let (o, r) = answer(fz.c.resize(support::rq::resize(&small.handle, over))).await;
+            (o, r.is_some())
+        } else {
+            let (path, length) = match what {
+                "Map(create)" => ("quota-probe.bin", over),
+                "whole-file Map" => ("quota-sparse.bin", 0),
+                _ => ("", over),
+            };
+            let req = pb::MapRequest {
+                length,
+                create: what == "Map(create)",
+                ..support::map_req(&sid, path, "", pb::Access::Write)
+            };
+            let (o, r) = answer(fz.c.map(req)).await;
+            if let Some(r) = &r {
+                let _ = fz.c.close(support::rq::close(&r.handle)).await;
             }
-            (_, path) => {
-                let path = if path == "create" {
-                    "quota-probe.bin"
-                } else {
-                    ""
-                };
-                let req = pb::MapRequest {
-                    length: over,
-                    create: !path.is_empty(),
-                    ..support::map_req(&sid, path, "", pb::Access::Write)
-                };
-                let (o, r) = answer(fz.c.map(req)).await;
-                if let Some(r) = &r {
-                    let _ = fz.c.close(support::rq::close(&r.handle)).await;
-                }
-                (o, r.is_some())
-            }
+            (o, r.is_some())
         };
         fz.record(&call, &outcome);
         let index = fz.report.calls;
-        let problem = match &outcome {
-            Outcome::Ok => Some("accepted: max_mapping_length not enforced".to_owned()),
+        let (code, problem) = match &outcome {
+            Outcome::Ok => ("OK", "accepted: max_mapping_length not enforced"),
             Outcome::Err(s)
                 if s.code() != Code::ResourceExhausted
                     || s.get_error_details()
@@ -119,14 +128,14 @@ pub async fn probe_quotas(fz: &mut Fuzzer) {
                         .map(|i| i.reason.as_str())
                         != Some("QUOTA_EXCEEDED") =>
             {
-                Some("not refused with RESOURCE_EXHAUSTED/QUOTA_EXCEEDED".to_owned())
+                ("-", "not refused with RESOURCE_EXHAUSTED/QUOTA_EXCEEDED")
             }
-            Outcome::Err(_) | Outcome::Timeout => None,
+            Outcome::Err(_) | Outcome::Timeout => ("", ""),
         };
-        if let Some(problem) = problem {
+        if !problem.is_empty() {
             let answer = report::describe(&outcome);
-            let code = if ok { "OK".into() } else { "-".into() };
-            fz.report.fail(index, &call, code, problem, answer);
+            fz.report
+                .fail(index, &call, code.into(), problem.into(), answer);
         }
         accepted |= ok;
     }
