@@ -1,6 +1,7 @@
 //! What the fuzzer checks on every answer, and the compact failure report:
 //! distinct classes (kind, method, code, problem) with their counts, then
-//! the first example of each with the seed and call index to replay it.
+//! the first example of each (kind, code, problem) with the seed and call
+//! index to replay it.
 
 use std::{
     collections::BTreeMap,
@@ -232,12 +233,30 @@ impl Report {
                 class.count
             );
         }
-        out += "first example of each:\n";
+        // One example per (kind, code, problem): the same decode error in
+        // thirty methods needs one request to show it, not thirty.
+        out += "first example of each (kind, code, problem), the methods sharing it named:\n";
+        type Members<'a> = Vec<(&'a str, &'a Class)>;
+        let mut groups: BTreeMap<(&str, &str, &str), Members<'_>> = BTreeMap::new();
         for ((kind, method, code, problem), class) in &self.classes {
+            groups
+                .entry((kind, code, problem))
+                .or_default()
+                .push((method, class));
+        }
+        for ((kind, code, problem), members) in groups {
+            let (method, class) = members
+                .iter()
+                .min_by_key(|(_, c)| c.first_index)
+                .expect("a group has members");
             out += &format!(
                 "- [{kind} {method} {code}: {problem}] seed {seed} call #{}\n    request: {}\n    answer:  {}\n",
                 class.first_index, class.first_call.request, class.first_answer
             );
+            if members.len() > 1 {
+                let others: Vec<&str> = members.iter().map(|(m, _)| *m).collect();
+                out += &format!("    also in: {}\n", others.join(", "));
+            }
         }
         out
     }
