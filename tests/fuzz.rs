@@ -59,6 +59,8 @@ use tonic_health::pb::health_client::HealthClient;
 const DEFAULT_CALLS: usize = 3_000;
 /// Calls between checks that the server is up and the canary intact.
 const CHECK_EVERY: usize = 250;
+/// Calls without an answer after which the run stops.
+const MAX_TIMEOUTS: usize = 3;
 /// The server's message limit in this test.
 const MESSAGE_LIMIT: usize = 1 << 20;
 /// The server's largest mapping in this test.
@@ -108,6 +110,7 @@ async fn random_calls_leave_the_server_up_and_every_error_clean() {
     let mut up = true;
     while fz.report.calls < calls && up {
         let before = fz.report.calls;
+        let troubled = fz.report.count("TIMEOUT") + fz.report.count("Unavailable");
         match fz.g.below(100) {
             0..=72 => {
                 let m = fz.g.below(raw::METHODS.len() + 2);
@@ -119,8 +122,27 @@ async fn random_calls_leave_the_server_up_and_every_error_clean() {
             _ => fz.sequence().await,
         }
         fz.tidy().await;
-        if before / CHECK_EVERY != fz.report.calls / CHECK_EVERY {
+        // A call that got no answer, or found no server, is checked on at
+        // once: a dead or stuck server would make every later call wait.
+        let troubled = troubled != fz.report.count("TIMEOUT") + fz.report.count("Unavailable");
+        if troubled || before / CHECK_EVERY != fz.report.calls / CHECK_EVERY {
             up = checkpoint(&mut fz, &server, &canary).await;
+        }
+        if fz.report.count("TIMEOUT") >= MAX_TIMEOUTS {
+            let call = call(
+                "stuck",
+                "-",
+                format!("{MAX_TIMEOUTS} calls without an answer"),
+            );
+            let index = fz.report.calls;
+            fz.report.fail(
+                index,
+                &call,
+                "TIMEOUT".into(),
+                "server stuck".into(),
+                String::new(),
+            );
+            up = false;
         }
     }
     if up {
@@ -135,13 +157,19 @@ async fn random_calls_leave_the_server_up_and_every_error_clean() {
         fz.report
             .fail(index, &call, "-".into(), problem, String::new());
     }
+    let guarded = match fz.guard {
+        Some(_) => format!(
+            "; {} requests not sent (over max_mapping_length, which the server does not enforce)",
+            fz.guarded
+        ),
+        None => String::new(),
+    };
     println!(
-        "fuzz: {} calls ({} errors) in {:.1?}; bystander {rounds} round trips; {} requests not sent \
-         (over max_mapping_length, which the server does not enforce); codes {:?}; slowest: {}",
+        "fuzz: {} calls ({} errors) in {:.1?}; bystander {rounds} round trips{guarded}; \
+         codes {:?}; slowest: {}",
         fz.report.calls,
         fz.report.errors,
         started.elapsed(),
-        fz.guarded,
         fz.report.by_code,
         fz.report.slowest(8)
     );

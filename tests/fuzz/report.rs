@@ -199,6 +199,11 @@ impl Report {
             });
     }
 
+    /// Answers so far with this code name ("TIMEOUT", "Unavailable", ...).
+    pub fn count(&self, code: &str) -> usize {
+        self.by_code.get(code).copied().unwrap_or(0)
+    }
+
     /// The (kind, method) pairs that took the most time.
     pub fn slowest(&self, n: usize) -> String {
         let mut all: Vec<_> = self.time.iter().collect();
