@@ -128,10 +128,13 @@ impl Limits {
 
     /// The chunk size a ReadStream request gets.
     pub fn chunk_size(&self, asked: u32) -> usize {
-        match asked {
+        let chunk = match asked {
             0 => self.default_chunk,
             n => (n as usize).min(self.max_chunk),
-        }
+        };
+        // A chunk must fit in one message whatever the flags say, or the
+        // encoder would refuse it mid-stream.
+        chunk.min(self.max_reply() as usize).max(1)
     }
 
     /// Largest payload a unary reply may carry, leaving room for framing.
@@ -217,6 +220,16 @@ mod tests {
         assert_eq!(l.max_connections, 256);
         assert!(u64::from(l.max_mappings + l.max_connections) + FD_RESERVE <= 1024);
         assert_eq!(l.max_map_areas, 32765);
+    }
+
+    #[test]
+    fn chunks_fit_in_a_message_whatever_the_flags_say() {
+        let mut l = Limits::for_machine(Machine::detect());
+        assert_eq!(l.chunk_size(0), l.default_chunk);
+        assert_eq!(l.chunk_size(u32::MAX), l.max_chunk);
+        l.max_chunk = 64 << 20;
+        l.max_message_size = 1 << 20;
+        assert_eq!(l.chunk_size(u32::MAX) as u64, l.max_reply());
     }
 
     #[test]
