@@ -256,9 +256,8 @@ mod tests {
     use std::convert::Infallible;
 
     use tonic::Code;
-    use tonic_types::StatusExt;
 
-    use super::*;
+    use super::{status::tests::reason, *};
 
     /// A body whose first poll panics, as a panicking stream handler's would.
     struct Exploding;
@@ -322,14 +321,5 @@ mod tests {
         assert_eq!(reason(&status), "INTERNAL");
         let end = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
         assert!(end.is_none(), "the body ends after the status");
-    }
-
-    fn reason(status: &Status) -> String {
-        status
-            .get_error_details()
-            .error_info()
-            .expect("ErrorInfo")
-            .reason
-            .clone()
     }
 }

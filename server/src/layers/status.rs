@@ -91,12 +91,13 @@ fn is_decode_error(message: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use tonic_types::StatusExt;
 
     use super::*;
 
-    fn reason(status: &Status) -> String {
+    /// The ErrorInfo reason of `status`; panics without one.
+    pub(in crate::layers) fn reason(status: &Status) -> String {
         status
             .get_error_details()
             .error_info()
