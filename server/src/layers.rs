@@ -40,6 +40,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// each chunk as it arrives, so its memory is one chunk at a time.
 const WRITE_STREAM: &str = "/mmapd.v1.Mmap/WriteStream";
 
+/// The connection a request came on, with or without TLS around it.
+pub fn conn_info(extensions: &http::Extensions) -> Option<&ConnInfo> {
+    extensions.get::<ConnInfo>().or_else(|| {
+        extensions
+            .get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>()
+            .map(|tls| tls.get_ref())
+    })
+}
+
 /// The layer; see the module doc.
 #[derive(Debug, Clone)]
 pub struct RpcLayer {
@@ -95,10 +104,7 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let call = req
-            .extensions()
-            .get::<ConnInfo>()
-            .map(|info| info.state.begin());
+        let call = conn_info(req.extensions()).map(|info| info.state.begin());
         let hold = Arc::new(Hold::default());
         let req = if req.uri().path() == WRITE_STREAM {
             req

@@ -43,6 +43,43 @@ pub struct Config {
     /// How long in-flight calls may run on at shutdown before streams are
     /// cancelled; the final flush comes after it.
     pub shutdown_grace: Duration,
+    /// Serve TLS with this certificate; with a client CA, require client
+    /// certificates (mTLS). `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+    /// The access file (identities, roles, paths); `None` lets every
+    /// client do everything, as on loopback by default.
+    pub access_file: Option<PathBuf>,
+    /// Where to serve Prometheus text at `/metrics`; `None` serves none.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// PEM contents of the server's TLS files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: Vec<u8>,
+    /// Its private key.
+    pub key: Vec<u8>,
+    /// CA(s) client certificates must chain to; `Some` turns on mTLS.
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl TlsFiles {
+    /// Reads the PEM files, naming the one that failed.
+    pub fn read(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: Option<&std::path::Path>,
+    ) -> Result<TlsFiles, String> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+        };
+        Ok(TlsFiles {
+            cert: read(cert)?,
+            key: read(key)?,
+            client_ca: client_ca.map(read).transpose()?,
+        })
+    }
 }
 
 impl Config {
@@ -54,6 +91,9 @@ impl Config {
             default_ttl: Duration::from_secs(60),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(20),
+            tls: None,
+            access_file: None,
+            metrics_listen: None,
         }
     }
 }
@@ -71,6 +111,23 @@ const STREAM_WINDOW: u32 = 256 << 10;
 /// How long the server waits, after the grace, for cut connections to
 /// wind down before it flushes anyway.
 const AFTER_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a TLS handshake may take; a client that stalls in it holds a
+/// connection slot, not the accept loop.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn tls_config(files: &TlsFiles) -> tonic::transport::ServerTlsConfig {
+    let mut tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            &files.cert,
+            &files.key,
+        ))
+        .timeout(TLS_HANDSHAKE_TIMEOUT);
+    if let Some(ca) = &files.client_ca {
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+    }
+    tls
+}
 
 /// Serves until `shutdown` resolves, then: health turns NOT_SERVING, the
 /// listener closes, in-flight calls get `config.shutdown_grace`, the
@@ -147,7 +204,11 @@ pub async fn run(
     .max_encoding_message_size(limits.max_message_size);
 
     tracing::info!(%addr, root = %config.root.display(), "serving");
-    let served = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls_config(tls))?;
+    }
+    let served = builder
         .max_concurrent_streams(limits.max_streams_per_connection)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(

@@ -27,7 +27,67 @@ struct Args {
     #[arg(long, env = "MMAPD_SHUTDOWN_GRACE", default_value_t = 20)]
     shutdown_grace: u64,
     #[command(flatten)]
+    security: SecurityArgs,
+    #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// Who may connect and what they may do.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Security")]
+struct SecurityArgs {
+    /// TOML file of identities, tokens, roles and paths; reloaded on SIGHUP.
+    #[arg(long, env = "MMAPD_ACCESS_FILE")]
+    access_file: Option<PathBuf>,
+    /// PEM certificate chain to serve TLS with (needs --tls-key).
+    #[arg(long, env = "MMAPD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MMAPD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mTLS); a
+    /// certificate's subject CN names its identity.
+    #[arg(long, env = "MMAPD_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Allow a non-loopback --listen with no access file and no client
+    /// certificates: anyone who can connect may do everything.
+    #[arg(long, env = "MMAPD_INSECURE", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    insecure: bool,
+    /// Address to serve Prometheus text at /metrics on (plain HTTP; off by
+    /// default).
+    #[arg(long, env = "MMAPD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+impl SecurityArgs {
+    /// Protected mode, as Redis has it: a server anyone on the network can
+    /// reach must know who its clients are, unless told otherwise.
+    fn check_exposure(&self, listen: SocketAddr) -> Result<(), String> {
+        let authenticated = self.access_file.is_some() || self.tls_client_ca.is_some();
+        if listen.ip().is_loopback() || authenticated || self.insecure {
+            return Ok(());
+        }
+        Err(format!(
+            "refusing to listen on {listen} with no access control: anyone who can reach it \
+             could read and write every file under the root. Add --access-file FILE \
+             (bearer tokens), or --tls-cert, --tls-key and --tls-client-ca (client \
+             certificates), or listen on 127.0.0.1; --insecure (MMAPD_INSECURE=1) starts \
+             anyway"
+        ))
+    }
+
+    fn apply(&self, config: &mut mmapd_server::Config) -> Result<(), String> {
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls = Some(mmapd_server::TlsFiles::read(
+                cert,
+                key,
+                self.tls_client_ca.as_deref(),
+            )?);
+        }
+        config.access_file = self.access_file.clone();
+        config.metrics_listen = self.metrics_listen;
+        Ok(())
+    }
 }
 
 /// Overrides of the limits; each default is derived from the machine (see
@@ -169,8 +229,19 @@ enum LogFormat {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    match serve(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // Plain text, not Debug: the message is for the operator.
+            eprintln!("mmapd: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
@@ -186,6 +257,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     config.default_ttl = Duration::from_secs(args.session_ttl.max(1));
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     args.limits.apply(&mut config.limits);
+    args.security.check_exposure(args.listen)?;
+    args.security.apply(&mut config)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", args.listen))?;
