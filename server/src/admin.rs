@@ -6,7 +6,9 @@ use std::{sync::Arc, time::Duration};
 use mmapd::pb::{self, admin_server::Admin};
 use tonic::{Request, Response, Status};
 
-use crate::{Limits, convert::access_to_pb, mem, net::Connections, registry::Registry};
+use crate::{
+    Limits, convert::access_to_pb, layers::split, mem, net::Connections, registry::Registry,
+};
 
 /// The `Admin` service.
 #[derive(Debug, Clone)]
@@ -87,10 +89,10 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let req = req.into_inner();
+        let (caller, req) = split(req)?;
         let page = self
             .registry
-            .sessions_page(req.page_size, &req.page_token)?;
+            .sessions_page(req.page_size, &req.page_token, &caller)?;
         let sessions = page
             .rows
             .into_iter()
@@ -111,10 +113,10 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::ListMappingsRequest>,
     ) -> Result<Response<pb::ListMappingsResponse>, Status> {
-        let req = req.into_inner();
+        let (caller, req) = split(req)?;
         let page = self
             .registry
-            .mappings_page(req.page_size, &req.page_token)?;
+            .mappings_page(req.page_size, &req.page_token, &caller)?;
         let mappings = page
             .rows
             .into_iter()

@@ -55,6 +55,23 @@ pub enum Error {
     /// An unknown or expired session.
     #[error("session {0:?} not found or expired")]
     SessionNotFound(String),
+    /// No valid credential, on a server that checks them.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The caller's role or paths do not allow the call.
+    #[error("identity {identity:?} may not {action}{}", target_suffix(.target))]
+    Denied {
+        /// The caller's identity.
+        identity: String,
+        /// What was refused ("map", "resize", "admin"...).
+        action: &'static str,
+        /// The path or name it was refused on; may be empty.
+        target: String,
+    },
+    /// A handle of a session the caller does not own: as unknown to it as
+    /// one that never existed.
+    #[error("handle {0:?} not found")]
+    HandleNotFound(String),
     /// Attaching by name to a mapping that does not exist.
     #[error("no mapping named {0:?}")]
     MappingNotFound(String),
@@ -170,6 +187,11 @@ impl Error {
             Error::Os { errno, .. } => c(errno_code(*errno), "OS_ERROR", errno_exception(*errno)),
             Error::PathEscape(_) => c(Code::PermissionDenied, "OS_ERROR", "PermissionError"),
             Error::SessionNotFound(_) => c(Code::NotFound, "SESSION_NOT_FOUND", "OSError"),
+            Error::Unauthenticated(_) => {
+                c(Code::Unauthenticated, "UNAUTHENTICATED", "PermissionError")
+            }
+            Error::Denied { .. } => c(Code::PermissionDenied, "ACCESS_DENIED", "PermissionError"),
+            Error::HandleNotFound(_) => c(Code::NotFound, "HANDLE_NOT_FOUND", "ValueError"),
             Error::MappingNotFound(_) => {
                 c(Code::NotFound, "MAPPING_NOT_FOUND", "FileNotFoundError")
             }
@@ -215,6 +237,20 @@ impl Error {
             Error::SessionNotFound(id) => {
                 md.insert("session_id".into(), id.clone());
             }
+            Error::HandleNotFound(id) => {
+                md.insert("handle".into(), id.clone());
+            }
+            Error::Denied {
+                identity,
+                action,
+                target,
+            } => {
+                md.insert("identity".into(), identity.clone());
+                md.insert("action".into(), (*action).to_owned());
+                if !target.is_empty() {
+                    md.insert("target".into(), target.clone());
+                }
+            }
             Error::MappingNotFound(name)
             | Error::MappingConflict { name, .. }
             | Error::InUse { other: name, .. } => {
@@ -242,6 +278,7 @@ impl Error {
             | Error::RequestTooLarge(_)
             | Error::Unimplemented(_)
             | Error::Protocol(_)
+            | Error::Unauthenticated(_)
             | Error::Internal(_) => {}
         }
         md
@@ -347,6 +384,13 @@ fn strerror(errno: i32) -> String {
 
 fn path_suffix(path: Option<&str>) -> String {
     path.map(|p| format!(": '{p}'")).unwrap_or_default()
+}
+
+fn target_suffix(target: &str) -> String {
+    match target {
+        "" => String::new(),
+        t => format!(" {t:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ struct Cursor {
 pub struct Handle {
     id: String,
     session_id: String,
+    /// The identity owning its session (`None` without access control).
+    owner: Option<String>,
     access: Access,
     mapping: Arc<Mapping>,
     cursor: Mutex<Cursor>,
@@ -67,10 +69,17 @@ fn len_of(region: &mem::Region) -> i64 {
 
 impl Handle {
     /// A new open handle at position 0.
-    pub fn new(id: String, session_id: String, access: Access, mapping: Arc<Mapping>) -> Handle {
+    pub fn new(
+        id: String,
+        session_id: String,
+        owner: Option<String>,
+        access: Access,
+        mapping: Arc<Mapping>,
+    ) -> Handle {
         Handle {
             id,
             session_id,
+            owner,
             access,
             mapping,
             cursor: Mutex::new(Cursor { pos: 0, open: true }),
@@ -85,6 +94,11 @@ impl Handle {
     /// The owning session.
     pub fn session_id(&self) -> &str {
         &self.session_id
+    }
+
+    /// The identity owning the handle's session.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     /// The mapping behind the handle.

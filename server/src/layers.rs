@@ -27,9 +27,11 @@ use tower::{Layer, Service};
 
 use crate::{Limits, error::Error, net::ConnInfo};
 
+mod auth;
 mod budget;
 mod status;
 
+pub use auth::{AuthLayer, split};
 pub use budget::InflightBudget;
 use budget::{Budgeted, Hold};
 use status::give_error_info;

@@ -8,6 +8,7 @@
 //! `unsafe`; `error` is the one error type and its status mapping.
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod convert;
 pub mod error;
@@ -129,6 +130,21 @@ fn tls_config(files: &TlsFiles) -> tonic::transport::ServerTlsConfig {
     tls
 }
 
+/// Reloads the access file on every SIGHUP; a bad file is logged and the
+/// old one kept, so a typo never locks everyone out.
+fn reload_on_sighup(policy: Arc<access::Policy>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match policy.reload() {
+                Ok(identities) => tracing::info!(identities, "access file reloaded"),
+                Err(err) => tracing::error!(%err, "access file not reloaded; keeping the old one"),
+            }
+        }
+    }))
+}
+
 /// Serves until `shutdown` resolves, then: health turns NOT_SERVING, the
 /// listener closes, in-flight calls get `config.shutdown_grace`, the
 /// connections still open after it are cut, and every mapping is flushed
@@ -147,6 +163,16 @@ pub async fn run(
     // hard limit, not the often far lower soft one.
     let nofile = limits::raise_fd_limit();
     tracing::debug!(nofile, "open-file limit");
+    let client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    let policy = Arc::new(access::Policy::new(
+        config.access_file.as_deref(),
+        client_certs,
+    )?);
+    let reloader = config
+        .access_file
+        .is_some()
+        .then(|| reload_on_sighup(Arc::clone(&policy)))
+        .transpose()?;
     let registry = Arc::new(registry::Registry::new(root, config.default_ttl, limits));
 
     let reaper = tokio::spawn({
@@ -222,6 +248,7 @@ pub async fn run(
         )
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .layer(layers::RpcLayer::new(&limits))
+        .layer(layers::AuthLayer::new(policy))
         .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection)
@@ -258,6 +285,9 @@ pub async fn run(
     };
 
     reaper.abort();
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     let flushing = Arc::clone(&registry);
     tokio::task::spawn_blocking(move || flushing.shutdown()).await?;
     tracing::info!("stopped; every mapping flushed");

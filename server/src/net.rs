@@ -77,6 +77,8 @@ impl Drop for Live {
 pub struct ConnState {
     inflight: AtomicUsize,
     last_active: Mutex<Instant>,
+    /// The verified client certificate's name, parsed once per connection.
+    peer_name: std::sync::OnceLock<Option<String>>,
 }
 
 impl ConnState {
@@ -84,7 +86,13 @@ impl ConnState {
         ConnState {
             inflight: AtomicUsize::new(0),
             last_active: Mutex::new(Instant::now()),
+            peer_name: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The client certificate's name, found by `parse` on the first call.
+    pub fn peer_name(&self, parse: impl FnOnce() -> Option<String>) -> Option<&str> {
+        self.peer_name.get_or_init(parse).as_deref()
     }
 
     /// Marks a call as started; it counts until the guard drops (the layer

@@ -21,6 +21,7 @@ use rustix::io::Errno;
 
 use crate::{
     Limits,
+    access::Caller,
     error::{Error, Result},
     handle::Handle,
     mapping::{Access, FileGroup, Mapping},
@@ -55,12 +56,18 @@ pub struct MapArgs {
     pub name: String,
     /// Create a missing file.
     pub create: bool,
+    /// Who asks: the session must be theirs, and the path and name within
+    /// their prefixes.
+    pub caller: Caller,
 }
 
 /// A lease.
 #[derive(Debug)]
 pub struct Session {
     id: String,
+    /// The identity that opened it; only it may use the session. `None`
+    /// on a server without access control.
+    owner: Option<String>,
     client_name: String,
     ttl: Duration,
     deadline: Mutex<Instant>,
@@ -143,8 +150,13 @@ impl Registry {
         self.usage.anonymous_bytes()
     }
 
-    /// Opens a session; returns its id and granted TTL.
-    pub fn open_session(&self, client_name: &str, ttl_seconds: u32) -> Result<(String, Duration)> {
+    /// Opens a session owned by `caller`; returns its id and granted TTL.
+    pub fn open_session(
+        &self,
+        client_name: &str,
+        ttl_seconds: u32,
+        caller: &Caller,
+    ) -> Result<(String, Duration)> {
         check_len(
             "max_client_name_length",
             client_name,
@@ -157,6 +169,7 @@ impl Registry {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let session = Session {
             id: id.clone(),
+            owner: caller.owner().map(str::to_owned),
             client_name: client_name.to_owned(),
             ttl,
             deadline: Mutex::new(Instant::now() + ttl),
@@ -174,7 +187,13 @@ impl Registry {
             }
             sessions.insert(id.clone(), Arc::new(session));
         }
-        tracing::info!(session = %id, client = client_name, ttl = ttl.as_secs(), "session opened");
+        tracing::info!(
+            session = %id,
+            client = client_name,
+            identity = caller.owner().unwrap_or_default(),
+            ttl = ttl.as_secs(),
+            "session opened"
+        );
         Ok((id, ttl))
     }
 
@@ -186,16 +205,37 @@ impl Registry {
             .ok_or_else(|| not_found(id))
     }
 
-    /// Renews a lease; returns the TTL.
-    pub fn keep_alive(&self, id: &str) -> Result<Duration> {
+    /// The caller's session: another identity's is as unknown as a
+    /// missing one, so ids cannot be probed.
+    fn owned_session(&self, id: &str, caller: &Caller) -> Result<Arc<Session>> {
         let session = self.session(id)?;
+        if !caller.owns(session.owner.as_deref()) {
+            caller.audit("use session", id, "SESSION_NOT_FOUND");
+            return Err(not_found(id));
+        }
+        Ok(session)
+    }
+
+    /// Renews the caller's lease; returns the TTL.
+    pub fn keep_alive(&self, id: &str, caller: &Caller) -> Result<Duration> {
+        let session = self.owned_session(id, caller)?;
         *session.deadline.lock() = Instant::now() + session.ttl;
         Ok(session.ttl)
     }
 
-    /// Closes a session and every handle it owns.
-    pub fn close_session(&self, id: &str) -> Result<()> {
-        let session = self.sessions.lock().remove(id);
+    /// Closes one of the caller's sessions and every handle it owns.
+    pub fn close_session(&self, id: &str, caller: &Caller) -> Result<()> {
+        let session = {
+            let mut sessions = self.sessions.lock();
+            match sessions.get(id) {
+                Some(s) if caller.owns(s.owner.as_deref()) => sessions.remove(id),
+                Some(_) => {
+                    caller.audit("close session", id, "SESSION_NOT_FOUND");
+                    None
+                }
+                None => None,
+            }
+        };
         let session = session.ok_or_else(|| not_found(id))?;
         self.close_handles_of(&session);
         tracing::info!(session = %id, "session closed");
@@ -229,12 +269,18 @@ impl Registry {
         expired.len()
     }
 
-    /// A live handle, or CPython's "closed or invalid".
-    pub fn handle(&self, id: &str) -> Result<Arc<Handle>> {
-        self.handles
+    /// A live handle of the caller's, or CPython's "closed or invalid".
+    pub fn handle(&self, id: &str, caller: &Caller) -> Result<Arc<Handle>> {
+        let handle = self
+            .handles
             .get(id)
             .map(|h| Arc::clone(&h))
-            .ok_or(Error::Closed)
+            .ok_or(Error::Closed)?;
+        if !caller.owns(handle.owner()) {
+            caller.audit("use handle", id, "HANDLE_NOT_FOUND");
+            return Err(Error::HandleNotFound(cut(id, MAX_ECHOED_ID)));
+        }
+        Ok(handle)
     }
 
     /// `mmap.mmap(...)`: maps, or attaches to the mapping of the same name.
@@ -249,7 +295,8 @@ impl Registry {
                 path: Some(cut(&args.path, 64)),
             });
         }
-        let session = self.session(&args.session_id)?;
+        let session = self.owned_session(&args.session_id, &args.caller)?;
+        args.caller.check_map(&args.path, &args.name, args.access)?;
         // CPython checks these before anything touches the file system
         // (our `create` must not create a file for a call that will fail).
         if args.length < 0 {
@@ -281,7 +328,13 @@ impl Registry {
             }
         };
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let handle = Arc::new(Handle::new(id.clone(), session.id.clone(), access, mapping));
+        let handle = Arc::new(Handle::new(
+            id.clone(),
+            session.id.clone(),
+            session.owner.clone(),
+            access,
+            mapping,
+        ));
         self.handles.insert(id.clone(), Arc::clone(&handle));
         session.handles.lock().insert(id.clone());
         // The session may have expired between the lookup and now; then the
@@ -374,6 +427,18 @@ impl Registry {
         }
     }
 
+    /// Closes one of the caller's handles. Closing a closed handle does
+    /// nothing, as in CPython; another identity's is not found.
+    pub fn close(&self, id: &str, caller: &Caller) -> Result<()> {
+        match self.handle(id, caller) {
+            Ok(_) | Err(Error::Closed) => {
+                self.close_handle(id);
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Closes a handle; flushes and unmaps its mapping if it was the last.
     /// Closing a closed handle does nothing, as in CPython.
     pub fn close_handle(&self, id: &str) {
@@ -427,9 +492,11 @@ impl Registry {
 
     /// Closes every session (and so flushes every mapping): shutdown.
     pub fn shutdown(&self) {
-        let ids: Vec<String> = self.sessions.lock().keys().cloned().collect();
-        for id in ids {
-            let _ = self.close_session(&id);
+        let sessions: Vec<Arc<Session>> = std::mem::take(&mut *self.sessions.lock())
+            .into_values()
+            .collect();
+        for session in sessions {
+            self.close_handles_of(&session);
         }
     }
 }

@@ -12,9 +12,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     Limits,
+    access::{Action, Caller},
     convert::{access_to_pb, at},
     error::{Error, Result},
     handle::{At, Handle},
+    layers::split,
     registry::{MapArgs, Registry},
 };
 
@@ -54,8 +56,8 @@ impl MmapService {
         }
     }
 
-    fn handle(&self, id: &str) -> Result<Arc<Handle>> {
-        self.registry.handle(id)
+    fn handle(&self, id: &str, caller: &Caller) -> Result<Arc<Handle>> {
+        self.registry.handle(id, caller)
     }
 
     /// Largest payload a unary reply may carry, leaving room for framing.
@@ -63,8 +65,13 @@ impl MmapService {
         self.limits.max_reply()
     }
 
-    async fn find_in(&self, req: pb::FindRequest, reverse: bool) -> Reply<pb::FindResponse> {
-        let handle = self.handle(&req.handle)?;
+    async fn find_in(
+        &self,
+        req: Request<pb::FindRequest>,
+        reverse: bool,
+    ) -> Reply<pb::FindResponse> {
+        let (caller, req) = split(req)?;
+        let handle = self.handle(&req.handle, &caller)?;
         // A missing start is the cursor; counting from 0 overestimates.
         let touched = span(handle.length()?, req.start, req.end);
         let index = data_op(touched, move || {
@@ -167,10 +174,10 @@ impl Mmap for MmapService {
         &self,
         req: Request<pb::OpenSessionRequest>,
     ) -> Reply<pb::OpenSessionResponse> {
-        let req = req.into_inner();
-        let (session_id, ttl) = self
-            .registry
-            .open_session(&req.client_name, req.ttl_seconds)?;
+        let (caller, req) = split(req)?;
+        let (session_id, ttl) =
+            self.registry
+                .open_session(&req.client_name, req.ttl_seconds, &caller)?;
         ok(pb::OpenSessionResponse {
             session_id,
             ttl_seconds: ttl.as_secs() as u32,
@@ -178,7 +185,8 @@ impl Mmap for MmapService {
     }
 
     async fn keep_alive(&self, req: Request<pb::KeepAliveRequest>) -> Reply<pb::KeepAliveResponse> {
-        let ttl = self.registry.keep_alive(&req.into_inner().session_id)?;
+        let (caller, req) = split(req)?;
+        let ttl = self.registry.keep_alive(&req.session_id, &caller)?;
         ok(pb::KeepAliveResponse {
             ttl_seconds: ttl.as_secs() as u32,
         })
@@ -189,13 +197,13 @@ impl Mmap for MmapService {
         req: Request<pb::CloseSessionRequest>,
     ) -> Reply<pb::CloseSessionResponse> {
         let registry = Arc::clone(&self.registry);
-        let id = req.into_inner().session_id;
-        blocking(move || registry.close_session(&id)).await?;
+        let (caller, req) = split(req)?;
+        blocking(move || registry.close_session(&req.session_id, &caller)).await?;
         ok(pb::CloseSessionResponse {})
     }
 
     async fn map(&self, req: Request<pb::MapRequest>) -> Reply<pb::MapResponse> {
-        let req = req.into_inner();
+        let (caller, req) = split(req)?;
         let args = MapArgs {
             session_id: req.session_id,
             path: req.path,
@@ -204,6 +212,7 @@ impl Mmap for MmapService {
             access: req.access,
             name: req.name,
             create: req.create,
+            caller,
         };
         let registry = Arc::clone(&self.registry);
         let session_id = args.session_id.clone();
@@ -227,17 +236,14 @@ impl Mmap for MmapService {
 
     async fn close(&self, req: Request<pb::CloseRequest>) -> Reply<pb::CloseResponse> {
         let registry = Arc::clone(&self.registry);
-        let id = req.into_inner().handle;
-        blocking(move || {
-            registry.close_handle(&id);
-            Ok(())
-        })
-        .await?;
+        let (caller, req) = split(req)?;
+        blocking(move || registry.close(&req.handle, &caller)).await?;
         ok(pb::CloseResponse {})
     }
 
     async fn stat(&self, req: Request<pb::StatRequest>) -> Reply<pb::StatResponse> {
-        let s = self.handle(&req.into_inner().handle)?.stat()?;
+        let (caller, req) = split(req)?;
+        let s = self.handle(&req.handle, &caller)?.stat()?;
         ok(pb::StatResponse {
             length: s.length,
             size: s.size,
@@ -250,8 +256,8 @@ impl Mmap for MmapService {
     }
 
     async fn read(&self, req: Request<pb::ReadRequest>) -> Reply<pb::ReadResponse> {
-        let req = req.into_inner();
-        let handle = self.handle(&req.handle)?;
+        let (caller, req) = split(req)?;
+        let handle = self.handle(&req.handle, &caller)?;
         let len = handle.length()?;
         // A negative n reads to the end, as in Python.
         let touched = req
@@ -264,107 +270,118 @@ impl Mmap for MmapService {
     }
 
     async fn read_byte(&self, req: Request<pb::ReadByteRequest>) -> Reply<pb::ReadByteResponse> {
-        let value = self.handle(&req.into_inner().handle)?.read_byte()?;
+        let (caller, req) = split(req)?;
+        let value = self.handle(&req.handle, &caller)?.read_byte()?;
         ok(pb::ReadByteResponse {
             value: value.into(),
         })
     }
 
     async fn read_line(&self, req: Request<pb::ReadLineRequest>) -> Reply<pb::ReadLineResponse> {
+        let (caller, req) = split(req)?;
         let data = self
-            .handle(&req.into_inner().handle)?
+            .handle(&req.handle, &caller)?
             .readline(self.max_reply())?;
         ok(pb::ReadLineResponse { data: data.into() })
     }
 
     async fn write(&self, req: Request<pb::WriteRequest>) -> Reply<pb::WriteResponse> {
-        let req = req.into_inner();
-        let handle = self.handle(&req.handle)?;
+        let (caller, req) = split(req)?;
+        let handle = self.handle(&req.handle, &caller)?;
         let data = req.data;
         let written = data_op(data.len() as u64, move || handle.write(&data)).await?;
         ok(pb::WriteResponse { written })
     }
 
     async fn write_byte(&self, req: Request<pb::WriteByteRequest>) -> Reply<pb::WriteByteResponse> {
-        let req = req.into_inner();
-        self.handle(&req.handle)?.write_byte(req.value)?;
+        let (caller, req) = split(req)?;
+        self.handle(&req.handle, &caller)?.write_byte(req.value)?;
         ok(pb::WriteByteResponse {})
     }
 
     async fn seek(&self, req: Request<pb::SeekRequest>) -> Reply<pb::SeekResponse> {
-        let req = req.into_inner();
-        let position = self.handle(&req.handle)?.seek(req.pos, req.whence)?;
+        let (caller, req) = split(req)?;
+        let position = self
+            .handle(&req.handle, &caller)?
+            .seek(req.pos, req.whence)?;
         ok(pb::SeekResponse { position })
     }
 
     async fn tell(&self, req: Request<pb::TellRequest>) -> Reply<pb::TellResponse> {
-        let position = self.handle(&req.into_inner().handle)?.tell()?;
+        let (caller, req) = split(req)?;
+        let position = self.handle(&req.handle, &caller)?.tell()?;
         ok(pb::TellResponse { position })
     }
 
     async fn size(&self, req: Request<pb::SizeRequest>) -> Reply<pb::SizeResponse> {
-        let size = self.handle(&req.into_inner().handle)?.size()?;
+        let (caller, req) = split(req)?;
+        let size = self.handle(&req.handle, &caller)?.size()?;
         ok(pb::SizeResponse { size })
     }
 
     async fn len(&self, req: Request<pb::LenRequest>) -> Reply<pb::LenResponse> {
-        let length = self.handle(&req.into_inner().handle)?.length()?;
+        let (caller, req) = split(req)?;
+        let length = self.handle(&req.handle, &caller)?.length()?;
         ok(pb::LenResponse { length })
     }
 
     async fn find(&self, req: Request<pb::FindRequest>) -> Reply<pb::FindResponse> {
-        self.find_in(req.into_inner(), false).await
+        self.find_in(req, false).await
     }
 
     async fn r_find(&self, req: Request<pb::FindRequest>) -> Reply<pb::FindResponse> {
-        self.find_in(req.into_inner(), true).await
+        self.find_in(req, true).await
     }
 
     async fn flush(&self, req: Request<pb::FlushRequest>) -> Reply<pb::FlushResponse> {
-        let req = req.into_inner();
-        let handle = self.handle(&req.handle)?;
+        let (caller, req) = split(req)?;
+        caller.check(Action::Flush)?;
+        let handle = self.handle(&req.handle, &caller)?;
         blocking(move || handle.flush(req.offset, req.size)).await?;
         ok(pb::FlushResponse {})
     }
 
     async fn r#move(&self, req: Request<pb::MoveRequest>) -> Reply<pb::MoveResponse> {
-        let req = req.into_inner();
-        self.handle(&req.handle)?
+        let (caller, req) = split(req)?;
+        caller.check(Action::Move)?;
+        self.handle(&req.handle, &caller)?
             .move_(req.dest, req.src, req.count)?;
         ok(pb::MoveResponse {})
     }
 
     async fn resize(&self, req: Request<pb::ResizeRequest>) -> Reply<pb::ResizeResponse> {
-        let req = req.into_inner();
-        let handle = self.handle(&req.handle)?;
+        let (caller, req) = split(req)?;
+        caller.check(Action::Resize)?;
+        let handle = self.handle(&req.handle, &caller)?;
         let length = blocking(move || handle.resize(req.new_size)).await?;
         ok(pb::ResizeResponse { length })
     }
 
     async fn madvise(&self, req: Request<pb::MadviseRequest>) -> Reply<pb::MadviseResponse> {
-        let req = req.into_inner();
-        let handle = self.handle(&req.handle)?;
+        let (caller, req) = split(req)?;
+        let handle = self.handle(&req.handle, &caller)?;
         blocking(move || handle.madvise(req.option, req.start, req.length)).await?;
         ok(pb::MadviseResponse {})
     }
 
     async fn get_item(&self, req: Request<pb::GetItemRequest>) -> Reply<pb::GetItemResponse> {
-        let req = req.into_inner();
-        let value = self.handle(&req.handle)?.get_item(req.index)?;
+        let (caller, req) = split(req)?;
+        let value = self.handle(&req.handle, &caller)?.get_item(req.index)?;
         ok(pb::GetItemResponse {
             value: value.into(),
         })
     }
 
     async fn set_item(&self, req: Request<pb::SetItemRequest>) -> Reply<pb::SetItemResponse> {
-        let req = req.into_inner();
-        self.handle(&req.handle)?.set_item(req.index, req.value)?;
+        let (caller, req) = split(req)?;
+        self.handle(&req.handle, &caller)?
+            .set_item(req.index, req.value)?;
         ok(pb::SetItemResponse {})
     }
 
     async fn get_slice(&self, req: Request<pb::GetSliceRequest>) -> Reply<pb::GetSliceResponse> {
-        let req = req.into_inner();
-        let handle = self.handle(&req.handle)?;
+        let (caller, req) = split(req)?;
+        let handle = self.handle(&req.handle, &caller)?;
         let touched = span(handle.length()?, req.start, req.stop);
         let max = self.max_reply();
         let data = data_op(touched, move || {
@@ -375,8 +392,8 @@ impl Mmap for MmapService {
     }
 
     async fn set_slice(&self, req: Request<pb::SetSliceRequest>) -> Reply<pb::SetSliceResponse> {
-        let req = req.into_inner();
-        let handle = self.handle(&req.handle)?;
+        let (caller, req) = split(req)?;
+        let handle = self.handle(&req.handle, &caller)?;
         let data = req.data;
         data_op(data.len() as u64, move || {
             handle.set_slice(req.start, req.stop, req.step, &data)
@@ -388,8 +405,8 @@ impl Mmap for MmapService {
     type ReadStreamStream = ChunkStream;
 
     async fn read_stream(&self, req: Request<pb::ReadStreamRequest>) -> Reply<ChunkStream> {
-        let req = req.into_inner();
-        let handle = self.handle(&req.handle)?;
+        let (caller, req) = split(req)?;
+        let handle = self.handle(&req.handle, &caller)?;
         let chunk = self.limits.chunk_size(req.chunk_size);
         let at = at(req.offset);
         let len = handle.length()?;
@@ -439,14 +456,14 @@ impl Mmap for MmapService {
         &self,
         req: Request<Streaming<pb::WriteChunk>>,
     ) -> Reply<pb::WriteStreamResponse> {
-        let mut chunks = req.into_inner();
+        let (caller, mut chunks) = split(req)?;
         let Some(first) = chunks.next().await.transpose()? else {
             return Err(Error::Protocol(
                 "WriteStream needs at least one chunk naming the handle".into(),
             )
             .into());
         };
-        let handle = self.handle(&first.handle)?;
+        let handle = self.handle(&first.handle, &caller)?;
         let mut at = at(first.offset);
         let mut written = 0u64;
         let mut data = first.data;

@@ -11,6 +11,7 @@ use std::{
 
 use super::Registry;
 use crate::{
+    access::Caller,
     error::{Error, Result},
     mapping::{Access, Mapping},
 };
@@ -112,8 +113,14 @@ impl Registry {
         size as usize
     }
 
-    /// One page of live sessions, ordered by id, after `token`.
-    pub fn sessions_page(&self, page_size: u32, token: &str) -> Result<Page<SessionInfo>> {
+    /// One page of the live sessions `caller` may see (an admin all, anyone
+    /// else their own), ordered by id, after `token`.
+    pub fn sessions_page(
+        &self,
+        page_size: u32,
+        token: &str,
+        caller: &Caller,
+    ) -> Result<Page<SessionInfo>> {
         if !token.is_empty() && !is_id(token) {
             return Err(bad_token());
         }
@@ -126,6 +133,7 @@ impl Registry {
             .sessions
             .lock()
             .range::<str, _>((after, Unbounded))
+            .filter(|(_, s)| caller.sees_all() || caller.owns(s.owner.as_deref()))
             .take(size + 1)
             .map(|(id, s)| {
                 let row = SessionInfo {
@@ -140,14 +148,61 @@ impl Registry {
         Ok(paginate(rows, size, String::clone))
     }
 
-    /// One page of live mappings (shared ones and private copies), after
-    /// `token`.
-    pub fn mappings_page(&self, page_size: u32, token: &str) -> Result<Page<MappingInfo>> {
+    /// One page of the live mappings (shared ones and private copies)
+    /// `caller` may see, after `token`: an admin sees all, anyone else the
+    /// mappings their own handles use.
+    pub fn mappings_page(
+        &self,
+        page_size: u32,
+        token: &str,
+        caller: &Caller,
+    ) -> Result<Page<MappingInfo>> {
         let after = match token {
             "" => None,
             t => Some(parse_mapping_token(t)?),
         };
         let size = self.page_size(page_size);
+        let mut found = match caller.sees_all() {
+            true => self.all_mappings(after.as_ref(), size),
+            false => self.own_mappings(after.as_ref(), caller),
+        };
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        found.truncate(size + 1);
+        // Lengths are read outside the table locks: a region lock may be
+        // held by a slow resize.
+        let rows = found.into_iter().map(|(k, m)| (k, info(&m))).collect();
+        Ok(paginate(rows, size, mapping_token))
+    }
+
+    /// The mappings behind the caller's own handles, after `after`.
+    fn own_mappings(
+        &self,
+        after: Option<&MappingKey>,
+        caller: &Caller,
+    ) -> Vec<(MappingKey, Arc<Mapping>)> {
+        self.handles
+            .iter()
+            .filter(|h| caller.owns(h.owner()))
+            .filter_map(|h| {
+                let m = h.mapping();
+                let tag = match m.is_private() {
+                    true => h.id().to_owned(),
+                    false => String::new(),
+                };
+                let key = (m.name().to_owned(), tag);
+                after.is_none_or(|a| key > *a).then(|| (key, Arc::clone(m)))
+            })
+            .collect()
+    }
+
+    /// Every mapping after `after`: the first `size + 1` shared ones by
+    /// name, and every private copy past it.
+    fn all_mappings(
+        &self,
+        after: Option<&MappingKey>,
+        size: usize,
+    ) -> Vec<(MappingKey, Arc<Mapping>)> {
         let mut found: Vec<(MappingKey, Arc<Mapping>)> = {
             let names = self.names.lock();
             let from = match &after {
@@ -168,14 +223,8 @@ impl Registry {
         found.extend(self.handles.iter().filter_map(|h| {
             let m = h.mapping();
             let key = (m.name().to_owned(), h.id().to_owned());
-            (m.is_private() && after.as_ref().is_none_or(|a| key > *a))
-                .then(|| (key, Arc::clone(m)))
+            (m.is_private() && after.is_none_or(|a| key > *a)).then(|| (key, Arc::clone(m)))
         }));
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        found.truncate(size + 1);
-        // Lengths are read outside the table locks: a region lock may be
-        // held by a slow resize.
-        let rows = found.into_iter().map(|(k, m)| (k, info(&m))).collect();
-        Ok(paginate(rows, size, mapping_token))
+        found
     }
 }

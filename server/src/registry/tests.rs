@@ -4,6 +4,7 @@
 use std::{path::Path, sync::mpsc, thread, time::Duration};
 
 use super::*;
+use crate::access::{Identity, Role};
 use crate::mem;
 
 fn page() -> i64 {
@@ -17,7 +18,7 @@ fn registry(dir: &Path, tweak: impl FnOnce(&mut Limits)) -> Registry {
 }
 
 fn session(r: &Registry) -> String {
-    r.open_session("test", 0).unwrap().0
+    r.open_session("test", 0, &Caller::open()).unwrap().0
 }
 
 fn args(session: &str, path: &str, name: &str, length: i64, access: Access) -> MapArgs {
@@ -29,6 +30,7 @@ fn args(session: &str, path: &str, name: &str, length: i64, access: Access) -> M
         access: access as i32,
         name: name.to_owned(),
         create: false,
+        caller: Caller::open(),
     }
 }
 
@@ -50,9 +52,13 @@ fn sessions_are_capped_and_freed_by_close() {
     let r = registry(tmp.path(), |l| l.max_sessions = 2);
     let first = session(&r);
     session(&r);
-    assert_quota(r.open_session("third", 0), "max_sessions", 2);
+    assert_quota(
+        r.open_session("third", 0, &Caller::open()),
+        "max_sessions",
+        2,
+    );
     assert_eq!(r.session_count(), 2);
-    r.close_session(&first).unwrap();
+    r.close_session(&first, &Caller::open()).unwrap();
     session(&r);
 }
 
@@ -63,7 +69,11 @@ fn client_and_mapping_names_are_bounded() {
         l.max_client_name_length = 8;
         l.max_name_length = 8;
     });
-    assert_quota(r.open_session("123456789", 0), "max_client_name_length", 8);
+    assert_quota(
+        r.open_session("123456789", 0, &Caller::open()),
+        "max_client_name_length",
+        8,
+    );
     assert_eq!(r.session_count(), 0);
     let s = session(&r);
     let long = args(&s, "", "123456789", page(), Access::Default);
@@ -123,7 +133,7 @@ fn mappings_are_capped_server_wide_but_attaching_is_free() {
     assert!(!tmp.path().join("b").exists(), "no file for a refused Map");
     // A private copy is a mapping of its own.
     assert_quota(r.map(args(&s, "", "a", 0, Access::Copy)), "max_mappings", 2);
-    r.close_session(&s).unwrap();
+    r.close_session(&s, &Caller::open()).unwrap();
     assert_eq!(r.mapping_count(), 0);
 }
 
@@ -186,7 +196,7 @@ fn sessions_page_in_id_order_and_refuse_bad_tokens() {
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page = r.sessions_page(0, &token).unwrap();
+        let page = r.sessions_page(0, &token, &Caller::open()).unwrap();
         assert!(page.rows.len() <= 2);
         seen.extend(page.rows.into_iter().map(|s| s.id));
         pages += 1;
@@ -196,9 +206,15 @@ fn sessions_page_in_id_order_and_refuse_bad_tokens() {
         token = page.next_token;
     }
     assert_eq!((seen, pages), (ids, 3));
-    assert_eq!(r.sessions_page(1, "").unwrap().rows.len(), 1);
+    assert_eq!(
+        r.sessions_page(1, "", &Caller::open()).unwrap().rows.len(),
+        1
+    );
     for bad in ["nope", "../x", &"f".repeat(33)] {
-        assert!(matches!(r.sessions_page(0, bad), Err(Error::Protocol(_))));
+        assert!(matches!(
+            r.sessions_page(0, bad, &Caller::open()),
+            Err(Error::Protocol(_))
+        ));
     }
 }
 
@@ -215,7 +231,7 @@ fn mappings_page_through_shared_mappings_and_private_copies() {
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let page = r.mappings_page(0, &token).unwrap();
+        let page = r.mappings_page(0, &token, &Caller::open()).unwrap();
         seen.extend(page.rows.into_iter().map(|m| (m.name, m.access)));
         if page.next_token.is_empty() {
             break;
@@ -227,7 +243,7 @@ fn mappings_page_through_shared_mappings_and_private_copies() {
     let names: Vec<(&str, Access)> = seen.iter().map(|(n, a)| (n.as_str(), *a)).collect();
     assert_eq!(names, [("a", d), ("b", d), ("b", c), ("b", c), ("c", d)]);
     assert!(matches!(
-        r.mappings_page(0, "no separator"),
+        r.mappings_page(0, "no separator", &Caller::open()),
         Err(Error::Protocol(_))
     ));
 }
@@ -242,7 +258,10 @@ fn a_map_in_progress_blocks_only_maps_of_its_own_name() {
     let stuck = entry.create.lock();
     r.map(args(&s, "", "other", page(), Access::Default))
         .unwrap();
-    assert_eq!(r.mappings_page(0, "").unwrap().rows.len(), 1);
+    assert_eq!(
+        r.mappings_page(0, "", &Caller::open()).unwrap().rows.len(),
+        1
+    );
     let (done, finished) = mpsc::channel();
     let waiter = thread::spawn({
         let r = Arc::clone(&r);
@@ -339,4 +358,146 @@ fn racing_maps_and_closes_of_one_name_share_one_mapping_and_clean_up() {
     }
     assert_eq!((r.mapping_count(), r.anonymous_bytes()), (0, 0));
     assert!(r.names.lock().is_empty(), "no name entry left behind");
+}
+
+fn who(name: &str, role: Role, paths: &[&str]) -> Caller {
+    Caller::new(Identity {
+        name: name.into(),
+        role,
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+#[test]
+fn another_identitys_session_and_handles_are_not_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = registry(tmp.path(), |_| {});
+    let alice = who("alice", Role::Readwrite, &[""]);
+    let bob = who("bob", Role::Readwrite, &[""]);
+    let admin = who("root", Role::Admin, &[""]);
+    let (s, _) = r.open_session("a", 0, &alice).unwrap();
+    let mut map = anon(&s, page());
+    map.caller = alice.clone();
+    let h = r.map(map.clone()).unwrap();
+
+    for intruder in [&bob, &admin, &Caller::open()] {
+        assert!(matches!(
+            r.keep_alive(&s, intruder),
+            Err(Error::SessionNotFound(_))
+        ));
+        assert!(matches!(
+            r.close_session(&s, intruder),
+            Err(Error::SessionNotFound(_))
+        ));
+        assert!(matches!(
+            r.handle(h.id(), intruder),
+            Err(Error::HandleNotFound(_))
+        ));
+        assert!(matches!(
+            r.close(h.id(), intruder),
+            Err(Error::HandleNotFound(_))
+        ));
+        let mut theirs = map.clone();
+        theirs.caller = intruder.clone();
+        assert!(matches!(r.map(theirs), Err(Error::SessionNotFound(_))));
+    }
+    // Nothing the intruders did touched alice's session.
+    assert!(r.handle(h.id(), &alice).is_ok());
+    r.keep_alive(&s, &alice).unwrap();
+    r.close(h.id(), &alice).unwrap();
+    assert!(matches!(r.handle(h.id(), &alice), Err(Error::Closed)));
+    r.close_session(&s, &alice).unwrap();
+}
+
+#[test]
+fn listings_show_an_admin_everything_and_others_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = registry(tmp.path(), |_| {});
+    let alice = who("alice", Role::Readwrite, &[""]);
+    let bob = who("bob", Role::Read, &[""]);
+    let admin = who("root", Role::Admin, &[""]);
+    let mut mine = Vec::new();
+    for (caller, name) in [(&alice, "a1"), (&alice, "a2"), (&bob, "b1")] {
+        let (s, _) = r.open_session(name, 0, caller).unwrap();
+        let mut map = args(&s, "", name, page(), Access::Default);
+        map.caller = caller.clone();
+        if caller.owns(Some("bob")) {
+            map.access = Access::Copy as i32;
+            map.caller = who("bob", Role::Readwrite, &[""]);
+        }
+        r.map(map).unwrap();
+        mine.push(s);
+    }
+    let names = |c: &Caller| -> Vec<String> {
+        let page = r.mappings_page(0, "", c).unwrap();
+        page.rows.into_iter().map(|m| m.name).collect()
+    };
+    let sessions = |c: &Caller| r.sessions_page(0, "", c).unwrap().rows.len();
+    assert_eq!(names(&alice), ["a1", "a2"]);
+    assert_eq!(sessions(&alice), 2);
+    assert_eq!(names(&bob), ["b1"]);
+    assert_eq!(sessions(&bob), 1);
+    assert_eq!(names(&admin), ["a1", "a2", "b1"]);
+    assert_eq!(sessions(&admin), 3);
+    assert_eq!(sessions(&Caller::open()), 3);
+    // Pages of a filtered listing go on after their token.
+    let first = r.mappings_page(1, "", &alice).unwrap();
+    assert_eq!(first.rows[0].name, "a1");
+    let second = r.mappings_page(1, &first.next_token, &alice).unwrap();
+    assert_eq!(second.rows[0].name, "a2");
+    assert!(second.next_token.is_empty());
+}
+
+#[test]
+fn map_checks_role_and_paths_before_touching_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = registry(tmp.path(), |_| {});
+    let reader = who("r", Role::Read, &["shared/"]);
+    let writer = who("w", Role::Readwrite, &["alice/"]);
+    let session = |c: &Caller| r.open_session("x", 0, c).unwrap().0;
+    let (rs, ws) = (session(&reader), session(&writer));
+    let attempt = |s: &str, c: &Caller, path: &str, name: &str, access: Access| {
+        let mut a = args(s, path, name, page(), access);
+        a.create = true;
+        a.caller = c.clone();
+        r.map(a)
+    };
+    let denied = |res: Result<Arc<Handle>>, what: &str| match res {
+        Err(Error::Denied { action, target, .. }) => assert_eq!(target, what, "{action}"),
+        other => panic!("expected a denial of {what}, got {other:?}"),
+    };
+    denied(
+        attempt(&rs, &reader, "shared/f", "", Access::Write),
+        "shared/f",
+    );
+    denied(
+        attempt(&rs, &reader, "shared/f", "", Access::Default),
+        "shared/f",
+    );
+    denied(attempt(&ws, &writer, "bob/f", "", Access::Write), "bob/f");
+    denied(
+        attempt(&ws, &writer, "./bob//f", "", Access::Write),
+        "bob/f",
+    );
+    denied(
+        attempt(&ws, &writer, "alice/f", "bob/f", Access::Write),
+        "bob/f",
+    );
+    denied(
+        attempt(&ws, &writer, "", "anon-shared", Access::Write),
+        "anon-shared",
+    );
+    assert!(
+        !tmp.path().join("bob").exists(),
+        "a denied Map created nothing"
+    );
+    std::fs::create_dir(tmp.path().join("alice")).unwrap();
+    attempt(&ws, &writer, "alice/f", "", Access::Write).unwrap();
+    attempt(&ws, &writer, "", "alice/region", Access::Write).unwrap();
+    // An unnamed anonymous region gets a fresh name nobody else covers.
+    attempt(&ws, &writer, "", "", Access::Write).unwrap();
+    std::fs::create_dir(tmp.path().join("shared")).unwrap();
+    std::fs::write(tmp.path().join("shared/f"), vec![0; page() as usize]).unwrap();
+    attempt(&rs, &reader, "shared/f", "", Access::Read).unwrap();
+    attempt(&rs, &reader, "shared/f", "", Access::Copy).unwrap();
 }

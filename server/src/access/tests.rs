@@ -1,0 +1,162 @@
+//! The access file's parsing and the identity and role checks.
+use super::*;
+
+const TOKEN_A: &str = "alice-token";
+
+fn file() -> String {
+    format!(
+        r#"
+[[identity]]
+name = "alice"
+token_sha256 = "{}"
+role = "readwrite"
+paths = ["alice/", "shared/"]
+
+[[identity]]
+name = "carol"        # certificate only
+role = "read"
+paths = [""]
+"#,
+        token_hash(TOKEN_A)
+    )
+}
+
+#[test]
+fn token_hash_is_hex_sha256() {
+    // sha256("test"), as `printf test | sha256sum` prints it.
+    assert_eq!(
+        token_hash("test"),
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    );
+}
+
+#[test]
+fn parses_identities_and_finds_them_by_token_and_name() {
+    let f = AccessFile::parse(&file()).unwrap();
+    assert_eq!(f.len(), 2);
+    let alice = f.by_token(TOKEN_A).unwrap();
+    assert_eq!(alice.name, "alice");
+    assert_eq!(alice.role, Role::Readwrite);
+    assert!(alice.covers("shared/x") && !alice.covers("bob/x"));
+    assert!(f.by_token("wrong").is_none());
+    assert_eq!(f.by_name("carol").unwrap().role, Role::Read);
+    assert!(f.by_name("mallory").is_none());
+}
+
+#[test]
+fn mistakes_are_refused_with_a_reason() {
+    let one = |extra: &str| format!("[[identity]]\nname = \"a\"\n{extra}");
+    let bad = [
+        (one("role = \"root\"\npaths = [\"\"]"), "root"),
+        (one("role = \"read\""), "paths"),
+        (
+            one("role = \"read\"\npaths = [\"\"]\ntoken_sha256 = \"abc\""),
+            "64 hex",
+        ),
+        (
+            one("role = \"read\"\npaths = [\"../x\"]"),
+            "not under the root",
+        ),
+        (one("role = \"read\"\npaths = [\"\"]\nrule = 1"), "rule"),
+        (
+            one("role = \"read\"\npaths = [\"\"]\n") + &one("role = \"read\"\npaths = [\"\"]"),
+            "twice",
+        ),
+        (
+            "[[identity]]\nname = \"\"\nrole = \"read\"\npaths = [\"\"]".to_owned(),
+            "empty",
+        ),
+    ];
+    for (text, says) in bad {
+        let err = AccessFile::parse(&text).unwrap_err();
+        assert!(err.contains(says), "{text:?} -> {err}");
+    }
+}
+
+fn policy(text: &str, client_certs: bool) -> (tempfile::TempDir, Policy) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.toml");
+    std::fs::write(&path, text).unwrap();
+    let policy = Policy::new(Some(&path), client_certs).unwrap();
+    (dir, policy)
+}
+
+#[test]
+fn identify_needs_a_valid_credential() {
+    let (_dir, p) = policy(&file(), true);
+    let name = |c: Result<Caller>| c.map(|c| c.owner().unwrap().to_owned());
+    assert_eq!(
+        name(p.identify(&[Credential::Token(TOKEN_A)])).unwrap(),
+        "alice"
+    );
+    assert_eq!(
+        name(p.identify(&[Credential::Certificate("carol")])).unwrap(),
+        "carol"
+    );
+    for creds in [
+        vec![],
+        vec![Credential::Token("nope")],
+        vec![Credential::Certificate("mallory")],
+        // A wrong token is not rescued by a good certificate.
+        vec![Credential::Token("nope"), Credential::Certificate("carol")],
+    ] {
+        assert!(
+            matches!(p.identify(&creds), Err(Error::Unauthenticated(_))),
+            "{creds:?}"
+        );
+    }
+    let open = Policy::new(None, false).unwrap();
+    assert!(open.identify(&[]).unwrap().identity().is_none());
+    // mTLS alone: the CA vouches, and the name owns the sessions.
+    let mtls = Policy::new(None, true).unwrap();
+    let caller = mtls.identify(&[Credential::Certificate("dave")]).unwrap();
+    assert_eq!(caller.owner(), Some("dave"));
+    assert!(mtls.identify(&[]).is_err());
+}
+
+#[test]
+fn reload_swaps_the_file_and_keeps_the_old_one_when_the_new_is_bad() {
+    let (dir, p) = policy(&file(), false);
+    let path = dir.path().join("access.toml");
+    let bob = format!(
+        "[[identity]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\nrole = \"admin\"\npaths = [\"\"]\n",
+        token_hash("bob-token")
+    );
+    std::fs::write(&path, &bob).unwrap();
+    assert_eq!(p.reload().unwrap(), 1);
+    assert!(p.identify(&[Credential::Token("bob-token")]).is_ok());
+    assert!(p.identify(&[Credential::Token(TOKEN_A)]).is_err());
+    std::fs::write(&path, "not toml [").unwrap();
+    assert!(p.reload().is_err());
+    assert!(p.identify(&[Credential::Token("bob-token")]).is_ok());
+}
+
+#[test]
+fn roles_limit_actions_and_writable_maps() {
+    let reader = Caller::new(Identity {
+        name: "r".into(),
+        role: Role::Read,
+        paths: vec![String::new()],
+    });
+    let writer = Caller::new(Identity {
+        name: "w".into(),
+        role: Role::Readwrite,
+        paths: vec!["w/".into()],
+    });
+    for action in [Action::Resize, Action::Flush, Action::Move] {
+        assert!(matches!(reader.check(action), Err(Error::Denied { .. })));
+        writer.check(action).unwrap();
+        Caller::open().check(action).unwrap();
+    }
+    reader.check_map("x", "", 1).unwrap();
+    reader.check_map("x", "", 3).unwrap();
+    for access in [0, 2, 9] {
+        assert!(reader.check_map("x", "", access).is_err(), "{access}");
+    }
+    writer.check_map("w/x", "", 2).unwrap();
+    writer.check_map("", "w/region", 2).unwrap();
+    writer.check_map("", "", 2).unwrap();
+    assert!(writer.check_map("", "region", 2).is_err());
+    assert!(writer.check_map("wx", "", 2).is_err());
+    assert!(!reader.sees_all() && !writer.sees_all() && Caller::open().sees_all());
+}
