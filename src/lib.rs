@@ -30,7 +30,9 @@ mod error;
 mod io;
 mod remote;
 
-pub use client::{Client, MAX_MESSAGE_SIZE, MapOptions, Session};
+pub use client::{
+    BearerToken, Client, ConnectOptions, MAX_MESSAGE_SIZE, MapOptions, Session, Transport,
+};
 pub use error::{Error, code_name};
 pub use pb::{Access, Advice, Whence};
 pub use remote::{ReadChunks, RemoteMmap};
