@@ -170,6 +170,20 @@ pub enum Command {
     /// Show the server's version, limits and health (exit status 1 if not serving)
     Info,
 
+    /// Ask only the gRPC health service (no credential needed): exit 0 if SERVING
+    #[command(
+        long_about = "Ask only the gRPC health service (grpc.health.v1): print SERVING and \
+            exit 0, or NOT_SERVING and exit 1.\n\n\
+            Health needs no credential even when the server has an access file, so this \
+            is the command for container and orchestrator health checks; `info` also \
+            calls the Admin service, which an access file restricts."
+    )]
+    Health {
+        /// Service to ask about: "" (the whole server) or mmapd.v1.Mmap
+        #[arg(default_value = "", value_name = "SERVICE")]
+        service: String,
+    },
+
     /// List the server's live sessions
     Sessions,
 

@@ -282,7 +282,7 @@ fn help_describes_every_command_and_flag() {
     let help = stdout_of(assert.get_output());
     let commands = [
         "info", "sessions", "mappings", "cat", "get", "put", "read", "write", "find", "rfind",
-        "size", "len", "resize", "flush", "move", "madvise", "shell", "token",
+        "size", "len", "resize", "flush", "move", "madvise", "shell", "token", "health",
     ];
     for command in commands {
         assert!(

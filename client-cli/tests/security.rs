@@ -72,6 +72,19 @@ fn tls_through_the_flag_and_the_env_var() {
         .assert()
         .success()
         .stdout(predicate::str::contains("SERVING"));
+    mmapctl()
+        .env("MMAPCTL_ENDPOINT", https(&server))
+        .env("MMAPCTL_CA_CERT", &files.ca)
+        .args(["health", "mmapd.v1.Mmap"])
+        .assert()
+        .success()
+        .stdout("SERVING\n");
+    mmapctl()
+        .env("MMAPCTL_ENDPOINT", https(&server))
+        .env("MMAPCTL_CA_CERT", &files.ca)
+        .args(["-o", "json", "health", "no.such.Service"])
+        .assert()
+        .failure();
 }
 
 #[test]

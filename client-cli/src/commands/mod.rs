@@ -193,6 +193,7 @@ fn causes(err: &(dyn std::error::Error + 'static)) -> String {
 pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
         Command::Info => admin::info(ctx).await,
+        Command::Health { service } => admin::health(ctx, service).await,
         Command::Sessions => admin::sessions(ctx).await,
         Command::Mappings => admin::mappings(ctx).await,
         Command::Cat(args) => data::cat(ctx, args).await,
