@@ -134,7 +134,9 @@ impl Error {
                 let mut message = message;
                 if let Some(source) = std::error::Error::source(status) {
                     let causes = crate::client::chain(source);
-                    if !message.contains(&causes) {
+                    if causes.starts_with(&message) {
+                        message = causes;
+                    } else if !message.contains(&causes) {
                         message = format!("{message}: {causes}");
                     }
                 }
