@@ -1,8 +1,10 @@
 //! The entry points: [`Client`] (a connection plus the admin calls) and
 //! [`Session`] (a server-side lease that owns handles and is renewed in the
-//! background), and [`MapOptions`], the arguments of `Session::map`.
+//! background), [`ConnectOptions`] (TLS, mTLS and the bearer token), and
+//! [`MapOptions`], the arguments of `Session::map`.
 
 use std::{
+    fmt,
     sync::{
         Arc,
         atomic::{AtomicU32, Ordering},
@@ -11,7 +13,11 @@ use std::{
 };
 
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
 
 use crate::{
     error::{Error, unary},
@@ -23,49 +29,233 @@ use crate::{
 /// same, and tonic's 4 MiB default would refuse a large `Read` or `GetSlice`.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
+/// How long a dial (TCP plus the TLS handshake) may take by default.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The transport every stub of this crate runs on: the channel, with the
+/// bearer token (if any) added to each request.
+pub type Transport = InterceptedService<Channel, BearerToken>;
+
+/// Adds `authorization: Bearer <token>` to every request, including the
+/// background renewals, so a token-protected server sees one identity for
+/// the whole session. Without a token it adds nothing.
+#[derive(Clone, Default)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl BearerToken {
+    /// The header value for `token`; refused if it cannot be sent as an HTTP
+    /// header (control characters, non-ASCII).
+    pub fn new(token: &str) -> Result<Self, Error> {
+        let mut value: MetadataValue<Ascii> = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Error::Options("the token must be printable ASCII".to_owned()))?;
+        // Keeps the token out of HPACK's dynamic table and of debug output.
+        value.set_sensitive(true);
+        Ok(Self(Some(value)))
+    }
+}
+
+/// Never prints the token.
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = if self.0.is_some() {
+            "Some(<redacted>)"
+        } else {
+            "None"
+        };
+        f.debug_tuple("BearerToken")
+            .field(&format_args!("{shown}"))
+            .finish()
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// How [`Client::connect_with`] dials: TLS material as PEM bytes, the bearer
+/// token, and timeouts. TLS needs an `https://` endpoint: an `https://`
+/// endpoint always speaks TLS, and TLS options with any other endpoint are
+/// refused rather than silently sent in plaintext.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// CA certificate(s) (PEM) the server's certificate must chain to.
+    /// `None` trusts the public webpki roots.
+    pub ca_cert: Option<Vec<u8>>,
+    /// Client certificate chain (PEM) for mTLS; needs `key`.
+    pub cert: Option<Vec<u8>>,
+    /// Private key (PEM) of `cert`.
+    pub key: Option<Vec<u8>>,
+    /// Sent as `authorization: Bearer <token>` on every call.
+    pub token: Option<String>,
+    /// Limit on the dial and the TLS handshake; 10 s when `None`.
+    pub connect_timeout: Option<Duration>,
+    /// Limit on each call; none when `None`.
+    pub timeout: Option<Duration>,
+}
+
+/// Never prints the token or the private key.
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("ca_cert", &self.ca_cert.as_ref().map(|_| "<pem>"))
+            .field("cert", &self.cert.as_ref().map(|_| "<pem>"))
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl ConnectOptions {
+    fn wants_tls(&self) -> bool {
+        self.ca_cert.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+
+    /// The endpoint for `url` (with `http://` added to a bare `host:port`),
+    /// with TLS configured exactly when the scheme is `https`.
+    pub fn endpoint(&self, url: &str) -> Result<Endpoint, Error> {
+        let url = normalize(url);
+        let invalid = |source| Error::InvalidEndpoint {
+            endpoint: url.clone(),
+            source,
+        };
+        let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let mut endpoint = Endpoint::from_shared(url.clone())
+            .map_err(invalid)?
+            .connect_timeout(connect_timeout);
+        if let Some(timeout) = self.timeout {
+            endpoint = endpoint.timeout(timeout);
+        }
+        if url.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(self.tls_config(connect_timeout)?)
+                .map_err(|err| Error::Options(format!("bad TLS material: {}", chain(&err))))?;
+        } else if self.wants_tls() {
+            return Err(Error::Options(format!(
+                "a CA certificate or client certificate needs an https:// endpoint, \
+                 but {url} is plaintext"
+            )));
+        }
+        Ok(endpoint)
+    }
+
+    fn tls_config(&self, handshake_timeout: Duration) -> Result<ClientTlsConfig, Error> {
+        let mut tls = ClientTlsConfig::new().timeout(handshake_timeout);
+        tls = match &self.ca_cert {
+            Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+            None => tls.with_webpki_roots(),
+        };
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Ok(tls.identity(Identity::from_pem(cert, key))),
+            (None, None) => Ok(tls),
+            (Some(_), None) => Err(Error::Options(
+                "a client certificate needs its private key".to_owned(),
+            )),
+            (None, Some(_)) => Err(Error::Options(
+                "a client key needs its certificate".to_owned(),
+            )),
+        }
+    }
+
+    fn bearer(&self) -> Result<BearerToken, Error> {
+        self.token
+            .as_deref()
+            .map_or(Ok(BearerToken::default()), BearerToken::new)
+    }
+}
+
+/// The endpoint URL as dialled: a bare `host:port` is plaintext HTTP/2.
+pub(crate) fn normalize(url: &str) -> String {
+    let url = url.trim();
+    if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        let part = err.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = err.source();
+    }
+    text
+}
+
 /// A connection to an mmapd server. Cheap to clone: clones share the channel.
 #[derive(Debug, Clone)]
 pub struct Client {
-    mmap: MmapClient<Channel>,
-    admin: AdminClient<Channel>,
-    channel: Channel,
+    mmap: MmapClient<Transport>,
+    admin: AdminClient<Transport>,
+    transport: Transport,
 }
 
 impl Client {
-    /// Connects to `endpoint`, e.g. `http://127.0.0.1:50051`. A bare
-    /// `host:port` is taken as plain-text HTTP/2.
+    /// Connects to `endpoint`, e.g. `http://127.0.0.1:50051`, in plaintext,
+    /// or `https://host:port` with TLS against the public webpki roots. A
+    /// bare `host:port` is taken as plain-text HTTP/2.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, Error> {
-        let mut endpoint = endpoint.into();
-        if !endpoint.contains("://") {
-            endpoint.insert_str(0, "http://");
-        }
-        let channel = Endpoint::from_shared(endpoint.clone())
-            .map_err(|source| Error::InvalidEndpoint {
-                endpoint: endpoint.clone(),
-                source,
-            })?
-            .connect_timeout(Duration::from_secs(10))
+        Self::connect_with(endpoint, ConnectOptions::default()).await
+    }
+
+    /// Connects with TLS, mTLS or a bearer token (see [`ConnectOptions`]).
+    /// An `https://` endpoint never falls back to plaintext: a server that
+    /// does not speak TLS fails the handshake, reported as a connect error.
+    pub async fn connect_with(
+        endpoint: impl Into<String>,
+        options: ConnectOptions,
+    ) -> Result<Self, Error> {
+        let url = normalize(&endpoint.into());
+        let token = options.bearer()?;
+        let tls = url.starts_with("https://");
+        let channel = options
+            .endpoint(&url)?
             .connect()
             .await
-            .map_err(|source| Error::connect(endpoint, source))?;
-        Ok(Self::from_channel(channel))
+            .map_err(|source| Error::connect(url, tls, source))?;
+        Ok(Self::from_channel_with_token(channel, token))
     }
 
     /// Wraps an existing channel, for custom TLS, timeouts or lazy connects.
     pub fn from_channel(channel: Channel) -> Self {
+        Self::from_channel_with_token(channel, BearerToken::default())
+    }
+
+    /// Wraps an existing channel, sending `token` with every call.
+    pub fn from_channel_with_token(channel: Channel, token: BearerToken) -> Self {
+        let transport = InterceptedService::new(channel, token);
         Self {
-            mmap: MmapClient::new(channel.clone())
+            mmap: MmapClient::new(transport.clone())
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
-            admin: AdminClient::new(channel.clone())
+            admin: AdminClient::new(transport.clone())
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
-            channel,
+            transport,
         }
     }
 
     /// The raw data-service stub, for calls this library does not wrap.
-    pub fn mmap_stub(&self) -> MmapClient<Channel> {
+    pub fn mmap_stub(&self) -> MmapClient<Transport> {
         self.mmap.clone()
     }
 
@@ -128,7 +318,11 @@ impl Client {
         let request = HealthCheckRequest {
             service: service.to_owned(),
         };
-        let response = unary(HealthClient::new(self.channel.clone()).check(request).await)?;
+        let response = unary(
+            HealthClient::new(self.transport.clone())
+                .check(request)
+                .await,
+        )?;
         Ok(response.status() == ServingStatus::Serving)
     }
 
@@ -167,14 +361,14 @@ fn ceil_seconds(ttl: Duration) -> u32 {
 /// once the TTL runs out.
 #[derive(Debug)]
 pub struct Session {
-    stub: MmapClient<Channel>,
+    stub: MmapClient<Transport>,
     id: String,
     ttl_seconds: Arc<AtomicU32>,
     keepalive: JoinHandle<()>,
 }
 
 impl Session {
-    fn start(stub: MmapClient<Channel>, id: String, ttl_seconds: u32) -> Self {
+    fn start(stub: MmapClient<Transport>, id: String, ttl_seconds: u32) -> Self {
         let ttl = Arc::new(AtomicU32::new(ttl_seconds));
         let keepalive = tokio::spawn(keep_alive_loop(stub.clone(), id.clone(), Arc::clone(&ttl)));
         Self {
@@ -227,7 +421,7 @@ impl Drop for Session {
     }
 }
 
-async fn renew(mut stub: MmapClient<Channel>, id: &str) -> Result<u32, Error> {
+async fn renew(mut stub: MmapClient<Transport>, id: &str) -> Result<u32, Error> {
     let request = pb::KeepAliveRequest {
         session_id: id.to_owned(),
     };
@@ -236,7 +430,7 @@ async fn renew(mut stub: MmapClient<Channel>, id: &str) -> Result<u32, Error> {
 
 /// Renews every ttl/3 so that two consecutive failures (a server restart, a
 /// network blip) still leave time for a third attempt before expiry.
-async fn keep_alive_loop(stub: MmapClient<Channel>, id: String, ttl_seconds: Arc<AtomicU32>) {
+async fn keep_alive_loop(stub: MmapClient<Transport>, id: String, ttl_seconds: Arc<AtomicU32>) {
     loop {
         let ttl = Duration::from_secs(u64::from(ttl_seconds.load(Ordering::Relaxed).max(1)));
         tokio::time::sleep(ttl / 3).await;
@@ -340,6 +534,56 @@ impl MapOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let token = BearerToken::new("hunter2").expect("token");
+        assert!(!format!("{token:?}").contains("hunter2"));
+        let options = ConnectOptions {
+            token: Some("hunter2".to_owned()),
+            key: Some(b"PRIVATE KEY".to_vec()),
+            ..ConnectOptions::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("PRIVATE"), "{shown}");
+    }
+
+    #[test]
+    fn the_interceptor_adds_the_bearer_header() {
+        let mut token = BearerToken::new("t0k").expect("token");
+        let request = token.call(tonic::Request::new(())).expect("passes");
+        assert_eq!(
+            request
+                .metadata()
+                .get("authorization")
+                .map(|v| v.to_str().unwrap()),
+            Some("Bearer t0k")
+        );
+        let request = BearerToken::default()
+            .call(tonic::Request::new(()))
+            .expect("passes");
+        assert!(request.metadata().get("authorization").is_none());
+    }
+
+    #[test]
+    fn https_is_tls_and_tls_material_needs_https() {
+        let plain = ConnectOptions::default();
+        assert!(plain.endpoint("127.0.0.1:1").is_ok());
+        assert!(plain.endpoint("https://127.0.0.1:1").is_ok());
+        let tls = ConnectOptions {
+            ca_cert: Some(b"not pem".to_vec()),
+            ..ConnectOptions::default()
+        };
+        assert!(matches!(
+            tls.endpoint("http://127.0.0.1:1"),
+            Err(Error::Options(_))
+        ));
+        assert!(matches!(
+            tls.endpoint("127.0.0.1:1"),
+            Err(Error::Options(_))
+        ));
+    }
 
     #[test]
     fn ttl_rounds_up_to_whole_seconds() {

@@ -53,6 +53,11 @@ pub enum Error {
         #[source]
         source: tonic::transport::Error,
     },
+    /// The connection options cannot be used: TLS material with a plaintext
+    /// endpoint, a client certificate without its key, PEM that does not
+    /// parse, or a token that cannot be sent as a header.
+    #[error("invalid connection options: {0}")]
+    Options(String),
     /// The server sent a response that breaks the wire contract.
     #[error("protocol violation: {0}")]
     Protocol(String),
@@ -120,6 +125,23 @@ impl Error {
                 metadata: info.metadata.clone(),
             },
             None if status.code() == Code::Unavailable => Error::Disconnected { message },
+            // Only the client's own transport attaches a source: a status
+            // decoded from the server's trailers never has one. So this is a
+            // broken connection (an h2 error, a TLS peer hanging up after
+            // refusing our certificate), not an answer; `--timeout` expiring
+            // is the one transport status that is not.
+            None if transport_failure(status) => {
+                let mut message = message;
+                if let Some(source) = std::error::Error::source(status) {
+                    let causes = crate::client::chain(source);
+                    if causes.starts_with(&message) {
+                        message = causes;
+                    } else if !message.contains(&causes) {
+                        message = format!("{message}: {causes}");
+                    }
+                }
+                Error::Disconnected { message }
+            }
             None => Error::Status {
                 code: status.code(),
                 reason: String::new(),
@@ -129,14 +151,17 @@ impl Error {
         }
     }
 
-    /// Wraps a failed dial, rendering the cause chain for `Display`.
-    pub(crate) fn connect(endpoint: String, source: tonic::transport::Error) -> Self {
-        let mut detail = source.to_string();
-        let mut cause = std::error::Error::source(&source);
-        while let Some(err) = cause {
-            detail.push_str(": ");
-            detail.push_str(&err.to_string());
-            cause = err.source();
+    /// Wraps a failed dial, rendering the cause chain for `Display`. On a
+    /// TLS endpoint a failure past the TCP connect is named as the TLS
+    /// handshake, since rustls' own words ("corrupt message") do not say
+    /// that the server probably speaks plaintext.
+    pub(crate) fn connect(endpoint: String, tls: bool, source: tonic::transport::Error) -> Self {
+        let mut detail = crate::client::chain(&source);
+        if tls && !detail.contains("tcp connect error") {
+            detail = format!(
+                "TLS handshake failed (is the server serving TLS, and is its certificate \
+                 trusted?): {detail}"
+            );
         }
         Error::Connect {
             endpoint,
@@ -151,7 +176,10 @@ impl Error {
         match self {
             Error::Status { code, .. } => Some(*code),
             Error::Connect { .. } | Error::Disconnected { .. } => Some(Code::Unavailable),
-            Error::InvalidEndpoint { .. } | Error::Protocol(_) | Error::Io(_) => None,
+            Error::InvalidEndpoint { .. }
+            | Error::Options(_)
+            | Error::Protocol(_)
+            | Error::Io(_) => None,
         }
     }
 
@@ -198,7 +226,7 @@ impl Error {
         match self {
             Error::Connect { .. } => io::ErrorKind::ConnectionRefused,
             Error::Disconnected { .. } => io::ErrorKind::ConnectionAborted,
-            Error::InvalidEndpoint { .. } => io::ErrorKind::InvalidInput,
+            Error::InvalidEndpoint { .. } | Error::Options(_) => io::ErrorKind::InvalidInput,
             Error::Protocol(_) => io::ErrorKind::InvalidData,
             Error::Io(err) => err.kind(),
             Error::Status { code, .. } => match code {
@@ -220,6 +248,22 @@ impl Error {
             },
         }
     }
+}
+
+/// Whether the status was made by the client's transport from a connection
+/// failure, as opposed to sent by the server or a deadline expiring.
+fn transport_failure(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    if cause.is_none() {
+        return false;
+    }
+    while let Some(err) = cause {
+        if err.is::<tonic::TimeoutExpired>() {
+            return false;
+        }
+        cause = err.source();
+    }
+    true
 }
 
 impl From<tonic::Status> for Error {

@@ -5,7 +5,9 @@
 //! the session renews itself in the background), and a session maps files or
 //! anonymous regions into [`RemoteMmap`] handles whose methods mirror
 //! CPython's `mmap` object. Handles also implement tokio's `AsyncRead`,
-//! `AsyncWrite` and `AsyncSeek`.
+//! `AsyncWrite` and `AsyncSeek`. [`Client::connect_with`] takes
+//! [`ConnectOptions`]: TLS (an `https://` endpoint always means TLS), a
+//! client certificate for mTLS, and a bearer token sent with every call.
 //!
 //! ```no_run
 //! use mmapd::{Client, MapOptions, Whence};
@@ -30,7 +32,9 @@ mod error;
 mod io;
 mod remote;
 
-pub use client::{Client, MAX_MESSAGE_SIZE, MapOptions, Session};
+pub use client::{
+    BearerToken, Client, ConnectOptions, MAX_MESSAGE_SIZE, MapOptions, Session, Transport,
+};
 pub use error::{Error, code_name};
 pub use pb::{Access, Advice, Whence};
 pub use remote::{ReadChunks, RemoteMmap};

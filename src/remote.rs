@@ -11,9 +11,9 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, Stream, StreamExt, channel::mpsc, future, stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tonic::transport::Channel;
 
 use crate::{
+    client::Transport,
     error::{Error, unary},
     io::IoState,
     pb::{self, mmap_client::MmapClient},
@@ -48,7 +48,7 @@ const MAX_WRITE_CHUNK: usize = 1024 * 1024;
 /// picks the inherent (Python-style) ones; call the trait methods by path,
 /// e.g. `AsyncWriteExt::flush(&mut map)`.
 pub struct RemoteMmap {
-    pub(crate) stub: MmapClient<Channel>,
+    pub(crate) stub: MmapClient<Transport>,
     pub(crate) handle: String,
     name: String,
     access: pb::Access,
@@ -67,7 +67,7 @@ impl fmt::Debug for RemoteMmap {
 }
 
 impl RemoteMmap {
-    pub(crate) fn new(stub: MmapClient<Channel>, response: pb::MapResponse) -> Self {
+    pub(crate) fn new(stub: MmapClient<Transport>, response: pb::MapResponse) -> Self {
         let access = response.access();
         Self {
             stub,
@@ -95,7 +95,7 @@ impl RemoteMmap {
 
     /// Brings the server in line with what the caller has seen through the
     /// I/O traits (see `IoState`), then lends the stub for one call.
-    async fn rpc(&mut self) -> Result<&mut MmapClient<Channel>, Error> {
+    async fn rpc(&mut self) -> Result<&mut MmapClient<Transport>, Error> {
         self.settle(true).await?;
         Ok(&mut self.stub)
     }

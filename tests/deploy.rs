@@ -325,6 +325,33 @@ fn shutdown_grace(value: Option<&str>) -> u64 {
         .unwrap_or(DEFAULT_SHUTDOWN_GRACE)
 }
 
+/// Whether a boolish value (as clap's BoolishValueParser reads it) is true.
+fn truthy(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "y" | "on"
+        )
+    })
+}
+
+/// mmapd's protected mode: a non-loopback listen needs an access file or
+/// client-certificate auth, unless insecure. `Err` says what is missing.
+fn protected_mode_allows(env: &[(String, String)], listen: Option<&str>) -> Result<(), String> {
+    let Some(addr) = listen.and_then(|l| l.parse::<SocketAddr>().ok()) else {
+        return Ok(());
+    };
+    let authenticated = env_lookup(env, "MMAPD_ACCESS_FILE").is_some_and(|v| !v.is_empty())
+        || env_lookup(env, "MMAPD_TLS_CLIENT_CA").is_some_and(|v| !v.is_empty());
+    if addr.ip().is_loopback() || authenticated || truthy(env_lookup(env, "MMAPD_INSECURE")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "protected mode: mmapd refuses to listen on {addr} without MMAPD_ACCESS_FILE or MMAPD_TLS_CLIENT_CA (or MMAPD_INSECURE=1)"
+        ))
+    }
+}
+
 fn unknown_mmapd_vars<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let known = known_mmapd_env();
     names
@@ -344,6 +371,8 @@ struct ImageFacts {
     root: Option<String>,
     listen: Option<String>,
     uid: Option<u32>,
+    /// The image sets MMAPD_INSECURE=1, which containers inherit.
+    insecure: bool,
 }
 
 fn check_dockerfile(text: &str, p: &mut Problems) -> ImageFacts {
@@ -413,6 +442,14 @@ fn check_dockerfile(text: &str, p: &mut Problems) -> ImageFacts {
     for name in unknown_mmapd_vars(env.iter().map(|(k, _)| k.as_str())) {
         p.push(format!("Dockerfile: ENV sets unknown variable {name}"));
     }
+    // The default CMD must start: the wildcard listen needs access control
+    // or an explicit MMAPD_INSECURE (documented in the Dockerfile).
+    if let Err(why) = protected_mode_allows(&env, facts.listen.as_deref()) {
+        p.push(format!(
+            "Dockerfile: the default container would not start: {why}"
+        ));
+    }
+    facts.insecure = truthy(env_lookup(&env, "MMAPD_INSECURE"));
 
     // VOLUME is the data root.
     let volumes: Vec<String> = instrs(last, "VOLUME")
@@ -463,7 +500,9 @@ fn check_dockerfile(text: &str, p: &mut Problems) -> ImageFacts {
         }
     }
 
-    // HEALTHCHECK uses `mmapctl ... info` against the listen port.
+    // HEALTHCHECK uses `mmapctl ... health` against the listen port: health
+    // needs no credential, while `info` calls the Admin service, which an
+    // access file restricts.
     match instrs(last, "HEALTHCHECK").last() {
         None => p.push("Dockerfile: no HEALTHCHECK".into()),
         Some(hc) => {
@@ -475,8 +514,8 @@ fn check_dockerfile(text: &str, p: &mut Problems) -> ImageFacts {
             p.ensure(
                 cmd.first()
                     .is_some_and(|c| c.rsplit('/').next() == Some("mmapctl"))
-                    && cmd.iter().any(|w| w == "info"),
-                || format!("Dockerfile: HEALTHCHECK must run `mmapctl ... info`, got {cmd:?}"),
+                    && cmd.iter().any(|w| w == "health"),
+                || format!("Dockerfile: HEALTHCHECK must run `mmapctl ... health`, got {cmd:?}"),
             );
             let endpoint_port = cmd
                 .iter()
@@ -691,7 +730,10 @@ fn check_kubernetes(text: &str, image: &ImageFacts, p: &mut Problems) {
         )
     });
 
-    // gRPC probes on the container port, against services the server registers.
+    // Probes on the container port. The kubelet's grpc probe speaks
+    // plaintext only, so with TLS on they must be tcpSocket (or exec); a grpc
+    // probe must ask for a health service the server registers.
+    let tls = env_lookup(&env, "MMAPD_TLS_CERT").is_some();
     for (probe, required) in [
         ("livenessProbe", true),
         ("readinessProbe", true),
@@ -703,22 +745,122 @@ fn check_kubernetes(text: &str, image: &ImageFacts, p: &mut Problems) {
             continue;
         }
         let grpc = &pr["grpc"];
-        p.ensure(grpc.is_object(), || {
-            format!("kubernetes: {probe} must use the native grpc probe")
-        });
+        let tcp = &pr["tcpSocket"];
         p.ensure(
-            grpc.is_object() && grpc["port"].as_u64() == grpc_port,
-            || {
-                format!(
-                    "kubernetes: {probe} grpc.port {} is not the container port {grpc_port:?}",
-                    grpc["port"]
-                )
-            },
+            grpc.is_object() || tcp.is_object() || pr["exec"].is_object(),
+            || format!("kubernetes: {probe} must use a grpc, tcpSocket or exec probe"),
         );
-        let service = grpc["service"].as_str().unwrap_or("");
-        p.ensure(HEALTH_SERVICES.contains(&service), || {
-            format!("kubernetes: {probe} asks for health service {service:?}, which mmapd does not register")
-        });
+        if tls {
+            p.ensure(grpc.is_null(), || {
+                format!("kubernetes: {probe} is a grpc probe, but the kubelet's grpc probe speaks plaintext and the server serves TLS")
+            });
+        }
+        for (kind, spec) in [("grpc", grpc), ("tcpSocket", tcp)] {
+            if spec.is_null() {
+                continue;
+            }
+            p.ensure(spec["port"].as_u64() == grpc_port, || {
+                format!(
+                    "kubernetes: {probe} {kind}.port {} is not the container port {grpc_port:?}",
+                    spec["port"]
+                )
+            });
+        }
+        if grpc.is_object() {
+            let service = grpc["service"].as_str().unwrap_or("");
+            p.ensure(HEALTH_SERVICES.contains(&service), || {
+                format!("kubernetes: {probe} asks for health service {service:?}, which mmapd does not register")
+            });
+        }
+    }
+
+    // Protected mode: the wildcard listen needs access control, and the
+    // image's MMAPD_INSECURE=1 must be turned off so a lost access file
+    // stops the pod instead of serving everyone.
+    if let Err(why) = protected_mode_allows(&env, listen) {
+        p.push(format!("kubernetes: the pod would not start: {why}"));
+    }
+    let insecure = match env_lookup(&env, "MMAPD_INSECURE") {
+        Some(value) => truthy(Some(value)),
+        None => image.insecure,
+    };
+    p.ensure(!insecure, || {
+        "kubernetes: MMAPD_INSECURE must be \"0\" (the image sets 1): a cluster network is shared"
+            .into()
+    });
+
+    // The access file and the TLS files come from Secrets mounted read-only.
+    let secret_mounts: Vec<(String, String)> = container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let volume = pod["volumes"]
+                .as_array()?
+                .iter()
+                .find(|v| v["name"] == m["name"])?;
+            let secret = volume["secret"]["secretName"].as_str()?;
+            (m["readOnly"] == Value::Bool(true)).then(|| {
+                (
+                    m["mountPath"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    secret.to_owned(),
+                )
+            })
+        })
+        .collect();
+    let from_secret = |path: Option<&str>| {
+        path.and_then(|path| path.rsplit_once('/'))
+            .is_some_and(|(dir, _)| secret_mounts.iter().any(|(mount, _)| mount == dir))
+    };
+    let access = env_lookup(&env, "MMAPD_ACCESS_FILE");
+    p.ensure(from_secret(access), || {
+        format!("kubernetes: MMAPD_ACCESS_FILE {access:?} is not in a read-only Secret volume")
+    });
+    for (var, file) in [("MMAPD_TLS_CERT", "tls.crt"), ("MMAPD_TLS_KEY", "tls.key")] {
+        let path = env_lookup(&env, var);
+        p.ensure(
+            from_secret(path) && path.is_some_and(|p| p.ends_with(&format!("/{file}"))),
+            || format!("kubernetes: TLS: {var} {path:?} must be {file} of a read-only kubernetes.io/tls Secret volume"),
+        );
+    }
+
+    // A NetworkPolicy limits who reaches the pods' gRPC port.
+    let policies = of_kind("NetworkPolicy");
+    p.ensure(!policies.is_empty(), || {
+        "kubernetes: no NetworkPolicy".into()
+    });
+    for policy in &policies {
+        let name = policy["metadata"]["name"].as_str().unwrap_or("?");
+        p.ensure(
+            selector_matches(get(policy, "/spec/podSelector/matchLabels")),
+            || format!("kubernetes: NetworkPolicy {name} podSelector does not select the StatefulSet's pods"),
+        );
+        p.ensure(
+            get(policy, "/spec/policyTypes")
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "Ingress")),
+            || format!("kubernetes: NetworkPolicy {name} must have policyTypes [Ingress]"),
+        );
+        let rules = get(policy, "/spec/ingress")
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        p.ensure(
+            !rules.is_empty()
+                && rules.iter().all(|r| {
+                    r["from"].as_array().is_some_and(|f| !f.is_empty())
+                        && r["ports"].as_array().is_some_and(|ports| {
+                            ports.iter().any(|port| {
+                                port["port"].as_u64() == grpc_port || port["port"] == "grpc"
+                            })
+                        })
+                }),
+            || format!("kubernetes: NetworkPolicy {name} ingress rules must name their sources and the grpc port"),
+        );
     }
 
     // Resources.
@@ -913,6 +1055,52 @@ fn check_systemd(unit_text: &str, env_text: &str, p: &mut Problems) {
     p.ensure(env_lookup(&env, "RUST_LOG").is_some(), || {
         "systemd env file: RUST_LOG must be set".into()
     });
+
+    // The access file is a credential (LoadCredential=), so it can stay
+    // root-only on disk while the dynamic user reads its private copy.
+    let unit_env = unit_environment(&unit);
+    for name in unknown_mmapd_vars(unit_env.iter().map(|(k, _)| k.as_str())) {
+        p.push(format!(
+            "systemd: Environment= sets unknown variable {name}"
+        ));
+    }
+    let credentials: Vec<(String, String)> = unit
+        .0
+        .iter()
+        .filter(|(s, k, _)| s == S && k == "LoadCredential")
+        .filter_map(|(_, _, v)| v.split_once(':'))
+        .map(|(id, path)| (id.to_owned(), path.to_owned()))
+        .collect();
+    let access = env_lookup(&unit_env, "MMAPD_ACCESS_FILE");
+    let credential = access.and_then(|a| {
+        a.strip_prefix("%d/")
+            .or_else(|| a.strip_prefix("${CREDENTIALS_DIRECTORY}/"))
+    });
+    p.ensure(
+        credential.is_some_and(|id| {
+            credentials
+                .iter()
+                .any(|(cid, path)| cid == id && path.starts_with('/'))
+        }),
+        || format!("systemd: MMAPD_ACCESS_FILE {access:?} must be %d/<id> of a LoadCredential=<id>:/absolute/path, got credentials {credentials:?}"),
+    );
+    // What the service would see: the unit's Environment=, then the env
+    // file, which overrides it.
+    let effective: Vec<(String, String)> = unit_env.iter().chain(&env).cloned().collect();
+    if let Err(why) = protected_mode_allows(&effective, listen) {
+        p.push(format!("systemd: the service would not start: {why}"));
+    }
+}
+
+/// The `Environment=` assignments of the unit's [Service] section.
+fn unit_environment(unit: &Unit) -> Vec<(String, String)> {
+    unit.0
+        .iter()
+        .filter(|(s, k, _)| s == "Service" && k == "Environment")
+        .flat_map(|(_, _, v)| v.split_whitespace())
+        .filter_map(|kv| kv.trim_matches('"').split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn check_all(files: &Files) -> Vec<String> {
@@ -945,8 +1133,11 @@ fn kubernetes_manifest_has_the_expected_kinds() {
     assert_eq!(kinds.len(), docs.len(), "every document has a kind");
     assert!(kinds.contains(&"Service"), "kinds: {kinds:?}");
     assert!(kinds.contains(&"StatefulSet"), "kinds: {kinds:?}");
+    assert!(kinds.contains(&"NetworkPolicy"), "kinds: {kinds:?}");
     assert!(
-        kinds.iter().all(|k| ["Service", "StatefulSet"].contains(k)),
+        kinds
+            .iter()
+            .all(|k| ["Service", "StatefulSet", "NetworkPolicy"].contains(k)),
         "unexpected kind in {kinds:?}: extend these checks when adding objects"
     );
 }
@@ -964,8 +1155,9 @@ fn checks_catch_broken_deploy_files() {
         (Dockerfile, "USER 10001:10001", "USER 0", "USER"),
         (Dockerfile, "USER 10001:10001", "", "no USER"),
         (Dockerfile, "\"mmapctl\", \"--endpoint\"", "\"mmapd\", \"--endpoint\"", "HEALTHCHECK"),
-        (Dockerfile, "\"http://127.0.0.1:50051\", \"info\"]", "\"http://127.0.0.1:50051\", \"sessions\"]", "HEALTHCHECK"),
-        (Dockerfile, "\"http://127.0.0.1:50051\", \"info\"]", "\"http://127.0.0.1:50052\", \"info\"]", "HEALTHCHECK"),
+        (Dockerfile, "\"http://127.0.0.1:50051\", \"health\"]", "\"http://127.0.0.1:50051\", \"info\"]", "HEALTHCHECK"),
+        (Dockerfile, "\"http://127.0.0.1:50051\", \"health\"]", "\"http://127.0.0.1:50052\", \"health\"]", "HEALTHCHECK"),
+        (Dockerfile, "    MMAPD_INSECURE=1 \\\n", "", "protected mode"),
         (Dockerfile, "HEALTHCHECK ", "# HEALTHCHECK ", "no HEALTHCHECK"),
         (Dockerfile, "VOLUME /data", "VOLUME /srv", "VOLUME"),
         (Dockerfile, "MMAPD_ROOT=/data", "MMAPD_ROOT=/srv/data", "VOLUME"),
@@ -984,10 +1176,20 @@ fn checks_catch_broken_deploy_files() {
         (K8s, "mountPath: /data", "mountPath: /srv", "data root"),
         (K8s, "value: /data", "value: /srv", "data root"),
         (K8s, "volumeClaimTemplates:", "volumeClaims:", "volumeClaimTemplates"),
-        (K8s, "livenessProbe:\n            grpc:", "livenessProbe:\n            tcpSocket:", "livenessProbe must use"),
-        (K8s, "readinessProbe:\n            grpc:", "readinessProbe:\n            tcpSocket:", "readinessProbe must use"),
-        (K8s, "port: 50051\n              service: mmapd.v1.Mmap", "port: 50052\n              service: mmapd.v1.Mmap", "readinessProbe grpc.port"),
-        (K8s, "service: mmapd.v1.Mmap", "service: mmapd.v1.Other", "health service"),
+        (K8s, "livenessProbe:\n            tcpSocket:", "livenessProbe:\n            httpGet:", "livenessProbe must use"),
+        (K8s, "livenessProbe:\n            tcpSocket:", "livenessProbe:\n            grpc:", "grpc probe speaks plaintext"),
+        (K8s, "readinessProbe:\n            tcpSocket:\n              port: 50051", "readinessProbe:\n            tcpSocket:\n              port: 50052", "readinessProbe tcpSocket.port"),
+        (K8s, "- name: MMAPD_INSECURE\n              value: \"0\"", "- name: MMAPD_INSECURE\n              value: \"1\"", "MMAPD_INSECURE"),
+        (K8s, "- name: MMAPD_INSECURE\n              value: \"0\"\n", "", "MMAPD_INSECURE"),
+        (K8s, "- name: MMAPD_ACCESS_FILE\n", "- name: MMAPD_ACCESS_FILEX\n", "protected mode"),
+        (K8s, "value: /etc/mmapd/access/access.toml", "value: /data/access.toml", "MMAPD_ACCESS_FILE"),
+        (K8s, "secretName: mmapd-access", "secretNam: mmapd-access", "MMAPD_ACCESS_FILE"),
+        (K8s, "value: /etc/mmapd/tls/tls.key", "value: /etc/mmapd/tls/key.pem", "TLS: MMAPD_TLS_KEY"),
+        (K8s, "mountPath: /etc/mmapd/tls\n              readOnly: true", "mountPath: /etc/mmapd/tls\n              readOnly: false", "TLS: MMAPD_TLS_CERT"),
+        (K8s, "kind: NetworkPolicy", "kind: LimitRange", "no NetworkPolicy"),
+        (K8s, "    - Ingress\n", "    - Egress\n", "policyTypes"),
+        (K8s, "        - port: 50051\n", "        - port: 8080\n", "ingress rules"),
+        (K8s, "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: mmapd", "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: other", "podSelector"),
         (K8s, "          livenessProbe:", "          livenessProbeX:", "no livenessProbe"),
         (K8s, "containerPort: 50051", "containerPort: 50052", "containerPort"),
         (K8s, "limits:\n              cpu: \"2\"", "limitz:\n              cpu: \"2\"", "resources.limits"),
@@ -1027,6 +1229,10 @@ fn checks_catch_broken_deploy_files() {
         (Unit, "TimeoutStopSec=60s", "TimeoutStopSec=30s", "TimeoutStopSec"),
         (Env, "MMAPD_SHUTDOWN_GRACE=20", "MMAPD_SHUTDOWN_GRACE=45", "TimeoutStopSec"),
         (Unit, "Restart=on-failure", "Restart=no", "Restart"),
+        (Unit, "LoadCredential=access.toml:/etc/mmapd/access.toml\n", "", "LoadCredential"),
+        (Unit, "Environment=MMAPD_ACCESS_FILE=%d/access.toml", "Environment=MMAPD_ACCESS_FILE=/etc/mmapd/access.toml", "LoadCredential"),
+        (Unit, "Environment=MMAPD_ACCESS_FILE=", "Environment=MMAPD_ACCESS_FIL=", "unknown variable"),
+        (Env, "MMAPD_LISTEN=127.0.0.1:50051", "MMAPD_LISTEN=0.0.0.0:50051\nMMAPD_ACCESS_FILE=", "protected mode"),
         (Unit, "LimitNOFILE=65536\n", "", "LimitNOFILE"),
         (Env, "MMAPD_ROOT=/var/lib/mmapd", "MMAPD_ROOT=/srv/mmapd", "ReadWritePaths"),
         (Env, "MMAPD_ROOT=/var/lib/mmapd", "#MMAPD_ROOT=/var/lib/mmapd", "MMAPD_ROOT must be set"),
@@ -1146,7 +1352,7 @@ fn systemd_unit_passes_systemd_analyze() {
 }
 
 /// Every `MMAPD_*` variable the deploy files set (Dockerfile runtime ENV,
-/// the Kubernetes container env, the systemd env file).
+/// the Kubernetes container env, the systemd env file and unit).
 fn mmapd_vars_set(files: &Files) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let (_, stages) = parse_dockerfile(&files.dockerfile);
@@ -1167,6 +1373,11 @@ fn mmapd_vars_set(files: &Files) -> BTreeSet<String> {
         }
     }
     names.extend(parse_env_file(&files.env).into_iter().map(|(k, _)| k));
+    names.extend(
+        unit_environment(&parse_unit(&files.unit))
+            .into_iter()
+            .map(|(k, _)| k),
+    );
     names.retain(|n| n.starts_with("MMAPD_"));
     names
 }
@@ -1206,8 +1417,8 @@ fn deploy_files_match_the_binaries_cli() {
         Some(text) if text.contains("--endpoint") => {
             let bin = built_binary("mmapctl").expect("just found");
             assert!(
-                help(&bin, &["info", "--help"]).is_some(),
-                "the Dockerfile HEALTHCHECK runs `mmapctl info`, but `mmapctl info --help` fails"
+                help(&bin, &["health", "--help"]).is_some(),
+                "the Dockerfile HEALTHCHECK runs `mmapctl health`, but `mmapctl health --help` fails"
             );
         }
         _ => println!("skipped: no built mmapctl with a CLI next to this test"),

@@ -85,6 +85,53 @@ pub struct GlobalArgs {
         value_name = "DURATION"
     )]
     pub session_ttl: Option<Duration>,
+
+    /// CA certificate (PEM) the server's certificate must chain to, for an https:// endpoint [default: the public webpki roots]
+    ///
+    /// An https:// endpoint always speaks TLS; TLS files with an http://
+    /// endpoint are refused rather than ignored.
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "MMAPCTL_CA_CERT",
+        value_name = "FILE"
+    )]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for a server that requires mTLS; needs --key
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "MMAPCTL_CERT",
+        value_name = "FILE"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --cert
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "MMAPCTL_KEY",
+        value_name = "FILE"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// Bearer token sent with every call (make one with `mmapctl token`)
+    ///
+    /// Prefer the environment variable: a flag is visible to other users in
+    /// the process list.
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "MMAPCTL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
 }
 
 /// Output format of results.
@@ -122,6 +169,20 @@ impl From<AccessArg> for Access {
 pub enum Command {
     /// Show the server's version, limits and health (exit status 1 if not serving)
     Info,
+
+    /// Ask only the gRPC health service (no credential needed): exit 0 if SERVING
+    #[command(
+        long_about = "Ask only the gRPC health service (grpc.health.v1): print SERVING and \
+            exit 0, or NOT_SERVING and exit 1.\n\n\
+            Health needs no credential even when the server has an access file, so this \
+            is the command for container and orchestrator health checks; `info` also \
+            calls the Admin service, which an access file restricts."
+    )]
+    Health {
+        /// Service to ask about: "" (the whole server) or mmapd.v1.Mmap
+        #[arg(default_value = "", value_name = "SERVICE")]
+        service: String,
+    },
 
     /// List the server's live sessions
     Sessions,
@@ -200,6 +261,66 @@ pub enum Command {
     /// Open an interactive shell on one mapping, with a command for every mmap method
     #[command(long_about = SHELL_ABOUT)]
     Shell(ShellArgs),
+
+    /// Make a random bearer token and its SHA-256 for the access file, or hash a token
+    #[command(long_about = TOKEN_ABOUT)]
+    Token(TokenArgs),
+}
+
+const TOKEN_ABOUT: &str = "Make a random bearer token and its SHA-256 for the access file, \
+    or hash a token.\n\n\
+    Without --hash it prints a new token (32 random bytes, hex), its SHA-256 and an \
+    [[identity]] entry for mmapd's --access-file. The access file holds only the hash; \
+    the client passes the token with --token or MMAPCTL_TOKEN. With --hash it prints the \
+    SHA-256 of an existing token, read from stdin when given as `-` or without a value \
+    (one trailing newline is ignored). The same hash: `printf %s TOKEN | sha256sum`. \
+    Nothing is sent to a server.";
+
+/// Roles of the access file, for the `token` snippet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Map with READ or COPY access only
+    Read,
+    /// Every data operation within its paths
+    Readwrite,
+    /// Also the Admin service, and sees every session
+    Admin,
+}
+
+impl RoleArg {
+    /// The role as the access file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::Read => "read",
+            RoleArg::Readwrite => "readwrite",
+            RoleArg::Admin => "admin",
+        }
+    }
+}
+
+/// Arguments of `token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Print the SHA-256 of TOKEN instead of making a new token (`-` or no value: read stdin)
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        num_args = 0..=1,
+        default_missing_value = "-"
+    )]
+    pub hash: Option<String>,
+
+    /// Identity name in the printed [[identity]] entry
+    #[arg(long, default_value = "NAME", conflicts_with = "hash")]
+    pub name: String,
+
+    /// Role in the printed [[identity]] entry
+    #[arg(long, value_enum, default_value_t = RoleArg::Readwrite, conflicts_with = "hash")]
+    pub role: RoleArg,
+
+    /// Path prefix in the printed [[identity]] entry (repeat for more) [default: "", everything]
+    #[arg(long = "path", value_name = "PREFIX", conflicts_with = "hash")]
+    pub paths: Vec<String>,
 }
 
 /// The help of `move`, whose positionals clap cannot describe one by one.

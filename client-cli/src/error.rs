@@ -104,6 +104,13 @@ impl CliError {
                      `cargo run --release --bin mmapd`, or pass --endpoint URL \
                      (or set MMAPCTL_ENDPOINT)"
                 );
+                if endpoint.starts_with("https://") {
+                    eprintln!(
+                        "mmapctl: hint: https:// means TLS: a server without --tls-cert \
+                         needs http://; a private CA needs --ca-cert FILE, and a server \
+                         with --tls-client-ca needs --cert FILE --key FILE"
+                    );
+                }
             }
         }
         ExitCode::from(self.exit_code())

@@ -282,7 +282,7 @@ fn help_describes_every_command_and_flag() {
     let help = stdout_of(assert.get_output());
     let commands = [
         "info", "sessions", "mappings", "cat", "get", "put", "read", "write", "find", "rfind",
-        "size", "len", "resize", "flush", "move", "madvise", "shell",
+        "size", "len", "resize", "flush", "move", "madvise", "shell", "token", "health",
     ];
     for command in commands {
         assert!(
@@ -297,6 +297,14 @@ fn help_describes_every_command_and_flag() {
         "--output",
         "--timeout",
         "--session-ttl",
+        "--ca-cert",
+        "MMAPCTL_CA_CERT",
+        "--cert",
+        "MMAPCTL_CERT",
+        "--key",
+        "MMAPCTL_KEY",
+        "--token",
+        "MMAPCTL_TOKEN",
     ] {
         assert!(help.contains(flag), "no {flag} in:\n{help}");
     }

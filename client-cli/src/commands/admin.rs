@@ -169,6 +169,37 @@ pub async fn info(ctx: &Ctx) -> Result<()> {
     }
 }
 
+/// `health` as JSON.
+#[derive(Debug, Serialize)]
+struct Health {
+    endpoint: String,
+    service: String,
+    serving: bool,
+}
+
+/// `health`: only the standard gRPC health check, which needs no
+/// credential even under an access file, so it suits container and
+/// orchestrator probes where `info` (an Admin call) would be refused.
+pub async fn health(ctx: &Ctx, service: String) -> Result<()> {
+    let client = ctx.connect().await?;
+    let serving = client.health(&service).await?;
+    let health = Health {
+        endpoint: ctx.endpoint.clone(),
+        service,
+        serving,
+    };
+    let status = if serving { "SERVING" } else { "NOT_SERVING" };
+    ctx.out.result(&health, || status.to_owned())?;
+    if serving {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "the server at {} is not serving (health check: NOT_SERVING)",
+            ctx.endpoint
+        )))
+    }
+}
+
 /// One session, as JSON.
 #[derive(Debug, Serialize)]
 struct SessionRow {

@@ -1,15 +1,16 @@
 //! Running a parsed command: the context every command shares (endpoint,
-//! timeouts, output format), connecting, opening a one-shot mapping and
-//! closing it again, and the dispatch to `admin`, `data` and `shell`.
+//! credentials, timeouts, output format), connecting, opening a one-shot
+//! mapping and closing it again, and the dispatch to `admin`, `data`,
+//! `shell` and `token`.
 
 pub mod admin;
 pub mod data;
 pub mod shell;
+pub mod token;
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
-use mmapd::{Access, Client, MapOptions, RemoteMmap, Session};
-use tonic::transport::Endpoint;
+use mmapd::{Access, Client, ConnectOptions, MapOptions, RemoteMmap, Session};
 
 use crate::{
     cli::{Command, GlobalArgs, Target},
@@ -31,6 +32,14 @@ pub struct Ctx {
     pub session_ttl: Option<Duration>,
     /// Where results go.
     pub out: Printer,
+    /// `--ca-cert`, `--cert`, `--key`: PEM files, read when connecting.
+    pub ca_cert: Option<PathBuf>,
+    /// The client certificate for mTLS.
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+    /// `--token`: sent as `authorization: Bearer <token>`.
+    pub token: Option<String>,
 }
 
 impl Ctx {
@@ -47,28 +56,67 @@ impl Ctx {
             out: Printer {
                 format: global.output,
             },
+            ca_cert: global.ca_cert.clone(),
+            cert: global.cert.clone(),
+            key: global.key.clone(),
+            token: global.token.clone(),
         }
     }
 
-    /// Connects, applying `--timeout` to the dial and to every call.
-    pub async fn connect(&self) -> Result<Client> {
-        let endpoint = Endpoint::from_shared(self.endpoint.clone())
-            .map_err(|err| {
-                CliError::Usage(format!(
-                    "invalid --endpoint {:?}: {err} (expected e.g. http://127.0.0.1:50051)",
-                    self.endpoint
-                ))
-            })?
-            .connect_timeout(self.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
-        let endpoint = match self.timeout {
-            Some(timeout) => endpoint.timeout(timeout),
-            None => endpoint,
+    /// The credentials and timeouts of the global flags, files read.
+    fn connect_options(&self) -> Result<ConnectOptions> {
+        let read = |path: &Option<PathBuf>, flag: &str| {
+            path.as_ref()
+                .map(|path| {
+                    std::fs::read(path).map_err(|err| {
+                        CliError::local(format!("cannot read {flag} {}", path.display()), err)
+                    })
+                })
+                .transpose()
         };
-        let channel = endpoint.connect().await.map_err(|err| CliError::Connect {
-            endpoint: self.endpoint.clone(),
-            detail: causes(&err),
-        })?;
-        Ok(Client::from_channel(channel))
+        Ok(ConnectOptions {
+            ca_cert: read(&self.ca_cert, "--ca-cert")?,
+            cert: read(&self.cert, "--cert")?,
+            key: read(&self.key, "--key")?,
+            token: self.token.clone(),
+            connect_timeout: Some(self.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+            timeout: self.timeout,
+        })
+    }
+
+    /// Connects with the credentials of the global flags, applying
+    /// `--timeout` to the dial and to every call.
+    pub async fn connect(&self) -> Result<Client> {
+        let options = self.connect_options()?;
+        Client::connect_with(self.endpoint.clone(), options)
+            .await
+            .map_err(|err| self.connect_error(err))
+    }
+
+    /// A failed connect as the CLI reports it: unreachable (exit 3), or a
+    /// usage error for a bad endpoint or bad credentials (exit 2).
+    fn connect_error(&self, err: mmapd::Error) -> CliError {
+        if let mmapd::Error::Connect {
+            endpoint, detail, ..
+        } = err
+        {
+            return CliError::Connect {
+                endpoint,
+                // tonic's outer "transport error" says nothing.
+                detail: detail.replace("transport error: ", ""),
+            };
+        }
+        if let mmapd::Error::InvalidEndpoint { source, .. } = &err {
+            return CliError::Usage(format!(
+                "invalid --endpoint {:?}: {} (expected e.g. http://127.0.0.1:50051)",
+                self.endpoint,
+                causes(source)
+            ));
+        }
+        if let mmapd::Error::Options(message) = err {
+            return CliError::Usage(message);
+        }
+        err.into()
     }
 
     /// Connects, opens a session named after `command` and maps `options`.
@@ -145,6 +193,7 @@ fn causes(err: &(dyn std::error::Error + 'static)) -> String {
 pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
         Command::Info => admin::info(ctx).await,
+        Command::Health { service } => admin::health(ctx, service).await,
         Command::Sessions => admin::sessions(ctx).await,
         Command::Mappings => admin::mappings(ctx).await,
         Command::Cat(args) => data::cat(ctx, args).await,
@@ -161,5 +210,6 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Move(args) => data::move_(ctx, args).await,
         Command::Madvise(args) => data::madvise(ctx, args).await,
         Command::Shell(args) => shell::run(ctx, args).await,
+        Command::Token(args) => token::run(ctx, args),
     }
 }

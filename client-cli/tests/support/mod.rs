@@ -92,9 +92,21 @@ impl Drop for Server {
     }
 }
 
-/// The real binary, with no endpoint from the environment and no history.
+/// Environment variables that carry credentials into mmapctl.
+pub const CREDENTIALS: [&str; 4] = [
+    "MMAPCTL_CA_CERT",
+    "MMAPCTL_CERT",
+    "MMAPCTL_KEY",
+    "MMAPCTL_TOKEN",
+];
+
+/// The real binary, with no endpoint or credentials from the environment
+/// and no history.
 pub fn mmapctl() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmapctl"));
+    for var in CREDENTIALS {
+        cmd.env_remove(var);
+    }
     cmd.env_remove("MMAPCTL_ENDPOINT")
         .env("MMAPCTL_HISTORY", "/dev/null")
         .env("NO_COLOR", "1");
@@ -105,6 +117,9 @@ pub fn mmapctl() -> Command {
 /// pipes (assert_cmd waits for the process).
 pub fn mmapctl_std(endpoint: &str) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mmapctl"));
+    for var in CREDENTIALS {
+        cmd.env_remove(var);
+    }
     cmd.env_remove("MMAPCTL_ENDPOINT")
         .env("MMAPCTL_HISTORY", "/dev/null")
         .arg("--endpoint")
