@@ -28,10 +28,12 @@ use tower::{Layer, Service};
 use crate::{Limits, error::Error, net::ConnInfo};
 
 mod budget;
+mod metrics;
 mod status;
 
 pub use budget::InflightBudget;
 use budget::{Budgeted, Hold};
+pub use metrics::{Metered, MetricsLayer, Timed};
 use status::give_error_info;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

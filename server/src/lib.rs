@@ -16,6 +16,7 @@ pub mod layers;
 pub mod limits;
 pub mod mapping;
 pub(crate) mod mem;
+pub mod metrics;
 pub mod net;
 pub mod paths;
 pub mod quota;
@@ -132,9 +133,39 @@ fn tls_config(files: &TlsFiles) -> tonic::transport::ServerTlsConfig {
 /// Serves until `shutdown` resolves, then: health turns NOT_SERVING, the
 /// listener closes, in-flight calls get `config.shutdown_grace`, the
 /// connections still open after it are cut, and every mapping is flushed
-/// and unmapped.
+/// and unmapped. With `config.metrics_listen`, it also binds that address
+/// and serves `/metrics` there until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|err| format!("cannot listen for metrics on {addr}: {err}"))?,
+        ),
+        None => None,
+    };
+    serve(listener, metrics_listener, config, shutdown).await
+}
+
+/// [`run`], serving `/metrics` on `metrics_listener` (already bound, so a
+/// caller can bind port 0 and know the port) instead of binding
+/// `config.metrics_listen`.
+pub async fn run_with_metrics(
+    listener: tokio::net::TcpListener,
+    metrics_listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve(listener, Some(metrics_listener), config, shutdown).await
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -148,6 +179,22 @@ pub async fn run(
     let nofile = limits::raise_fd_limit();
     tracing::debug!(nofile, "open-file limit");
     let registry = Arc::new(registry::Registry::new(root, config.default_ttl, limits));
+    // Collected whether or not they are served: the counting is cheap, and
+    // one code path is simpler to trust.
+    let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&registry)));
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let metrics_task = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                Arc::clone(&metrics),
+                metrics_stop.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let reaper = tokio::spawn({
         let registry = Arc::clone(&registry);
@@ -193,9 +240,11 @@ pub async fn run(
     let stop = net::Stop::default();
     let (incoming, connections) = net::incoming(listener, &limits, stop.clone());
 
-    let mmap = MmapServer::new(service::MmapService::new(Arc::clone(&registry), limits))
-        .max_decoding_message_size(limits.max_message_size)
-        .max_encoding_message_size(limits.max_message_size);
+    let mmap = MmapServer::new(
+        service::MmapService::new(Arc::clone(&registry), limits).with_metrics(metrics.io()),
+    )
+    .max_decoding_message_size(limits.max_message_size)
+    .max_encoding_message_size(limits.max_message_size);
     let admin = AdminServer::new(
         admin::AdminService::new(Arc::clone(&registry), limits, config.shutdown_grace)
             .with_connections(connections),
@@ -221,6 +270,8 @@ pub async fn run(
             (!limits.keepalive_interval.is_zero()).then_some(limits.keepalive_interval),
         )
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        // Outermost, so it sees the statuses the RPC layer completes.
+        .layer(layers::MetricsLayer::new(metrics.rpc()))
         .layer(layers::RpcLayer::new(&limits))
         .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
@@ -235,6 +286,7 @@ pub async fn run(
         // Only a failure ends serving before the signal.
         outcome = &mut served => outcome,
         () = shutdown => {
+            metrics_stop.cancel();
             for service in [
                 "",
                 <MmapServer<service::MmapService> as tonic::server::NamedService>::NAME,
@@ -258,6 +310,10 @@ pub async fn run(
     };
 
     reaper.abort();
+    metrics_stop.cancel();
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     let flushing = Arc::clone(&registry);
     tokio::task::spawn_blocking(move || flushing.shutdown()).await?;
     tracing::info!("stopped; every mapping flushed");
