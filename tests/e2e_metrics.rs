@@ -295,6 +295,20 @@ async fn counters_and_gauges_move_with_the_calls_made() {
     }
     assert_eq!(streamed, 200);
     c.get_item(rq::get_item(&file, 5)).await.unwrap();
+    // 150 more bytes written, in two streamed chunks.
+    let chunk = |offset, len| pb::WriteChunk {
+        handle: anon.clone(),
+        offset,
+        data: vec![2u8; len].into(),
+    };
+    let streamed_in = c
+        .write_stream(futures::stream::iter([
+            chunk(Some(2000), 100),
+            chunk(None, 50),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(streamed_in.into_inner().written, 150);
     // An error, and a quota refusal (the third session of two).
     let err = c.read(rq::read("no-such-handle", None)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -322,6 +336,7 @@ async fn counters_and_gauges_move_with_the_calls_made() {
     assert_eq!(calls(&after, "Read", "FAILED_PRECONDITION"), Some(1.0));
     // A stream's status comes in its trailers.
     assert_eq!(calls(&after, "ReadStream", "OK"), Some(1.0));
+    assert_eq!(calls(&after, "WriteStream", "OK"), Some(1.0));
     let read_latency = [("method", "/mmapd.v1.Mmap/Read")];
     assert_eq!(
         value(&after, "mmapd_rpc_duration_seconds_count", &read_latency),
@@ -334,7 +349,7 @@ async fn counters_and_gauges_move_with_the_calls_made() {
     );
     assert_eq!(
         value(&after, "mmapd_written_bytes_total", &[]),
-        Some(1000.0)
+        Some(1150.0)
     );
     assert_eq!(value(&after, "mmapd_read_bytes_total", &[]), Some(501.0));
     let reason = |r: &'static str| [("reason", r)];

@@ -244,4 +244,44 @@ mod tests {
         let gone = "mmapd_rpcs_total{method=\"unknown\",code=\"CANCELLED\"}";
         assert_eq!(sample(&text, gone), Some(1.0), "{text}");
     }
+
+    #[tokio::test]
+    async fn auth_failures_are_counted_by_reason_and_path_escapes_are_not() {
+        let metrics = metrics();
+        let mut svc = MetricsLayer::new(metrics.rpc()).layer(tower::service_fn(
+            |req: Request<Body>| async move {
+                let (code, reason) = match req.uri().path() {
+                    "/mmapd.v1.Mmap/Read" => (Code::Unauthenticated, "UNAUTHENTICATED"),
+                    "/mmapd.v1.Mmap/Write" => (Code::PermissionDenied, "ACCESS_DENIED"),
+                    _ => (Code::PermissionDenied, "OS_ERROR"),
+                };
+                let details = tonic_types::ErrorDetails::with_error_info(
+                    reason,
+                    "mmapd",
+                    std::collections::HashMap::new(),
+                );
+                let status = Status::with_error_details(code, "no", details);
+                Ok::<_, Infallible>(status.into_http::<Body>())
+            },
+        ));
+        for path in [
+            "/mmapd.v1.Mmap/Read",
+            "/mmapd.v1.Mmap/Write",
+            "/mmapd.v1.Mmap/Map",
+        ] {
+            let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+            drop(svc.call(req).await.unwrap());
+        }
+        let text = metrics.encode();
+        for (reason, n) in [
+            ("UNAUTHENTICATED", Some(1.0)),
+            ("ACCESS_DENIED", Some(1.0)),
+            ("OS_ERROR", None),
+        ] {
+            let auth = format!("mmapd_auth_failures_total{{reason=\"{reason}\"}}");
+            assert_eq!(sample(&text, &auth), n, "{text}");
+            let errors = format!("mmapd_rpc_errors_total{{reason=\"{reason}\"}}");
+            assert_eq!(sample(&text, &errors), Some(1.0), "{text}");
+        }
+    }
 }
