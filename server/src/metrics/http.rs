@@ -22,6 +22,9 @@ const MAX_CONNECTIONS: usize = 16;
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// The content type of the text format prometheus-client writes.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -40,8 +43,10 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: Cancellat
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    // Out of fds or the like: the gRPC side matters more.
+                    // Out of fds or the like: back off rather than spin;
+                    // the gRPC side needs the CPU more.
                     tracing::warn!(%err, "metrics listener cannot accept");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
