@@ -182,19 +182,6 @@ async fn serve(
     // Collected whether or not they are served: the counting is cheap, and
     // one code path is simpler to trust.
     let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&registry)));
-    let metrics_stop = tokio_util::sync::CancellationToken::new();
-    let metrics_task = match metrics_listener {
-        Some(listener) => {
-            let addr = listener.local_addr()?;
-            tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
-            Some(tokio::spawn(metrics::serve(
-                listener,
-                Arc::clone(&metrics),
-                metrics_stop.clone(),
-            )))
-        }
-        None => None,
-    };
 
     let reaper = tokio::spawn({
         let registry = Arc::clone(&registry);
@@ -253,6 +240,19 @@ async fn serve(
     .max_encoding_message_size(limits.max_message_size);
 
     tracing::info!(%addr, root = %config.root.display(), "serving");
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let metrics_task = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, path = "/metrics", "serving metrics");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                Arc::clone(&metrics),
+                metrics_stop.clone(),
+            )))
+        }
+        None => None,
+    };
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
         builder = builder.tls_config(tls_config(tls))?;
