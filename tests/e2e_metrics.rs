@@ -403,6 +403,28 @@ async fn counters_and_gauges_move_with_the_calls_made() {
     server.stop().await;
 }
 
+/// Statuses tonic makes (here an over-limit request) are counted with the
+/// reason the RPC layer gives them, so the metrics layer must sit outside it.
+#[tokio::test]
+async fn oversized_requests_count_as_message_too_large() {
+    let _serial = SERIAL.lock().await;
+    let server = Server::start(|config| config.limits.max_message_size = 64 << 10).await;
+    let mut c = server.client().await;
+    let err = c
+        .write(rq::write("any", vec![0u8; 128 << 10]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let samples = scrape(server.metrics).await;
+    let too_large = [("reason", "MESSAGE_TOO_LARGE")];
+    assert_eq!(
+        value(&samples, "mmapd_quota_refusals_total", &too_large),
+        Some(1.0)
+    );
+    assert_eq!(calls(&samples, "Write", "RESOURCE_EXHAUSTED"), Some(1.0));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn faults_in_mapped_memory_are_counted() {
     let _serial = SERIAL.lock().await;
