@@ -29,11 +29,13 @@ use crate::{Limits, error::Error, net::ConnInfo};
 
 mod auth;
 mod budget;
+mod metrics;
 mod status;
 
 pub use auth::{AuthLayer, split};
 pub use budget::InflightBudget;
 use budget::{Budgeted, Hold};
+pub use metrics::{Metered, MetricsLayer, Timed};
 use status::give_error_info;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

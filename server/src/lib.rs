@@ -17,6 +17,7 @@ pub mod layers;
 pub mod limits;
 pub mod mapping;
 pub(crate) mod mem;
+pub mod metrics;
 pub mod net;
 pub mod paths;
 pub mod quota;
@@ -148,9 +149,39 @@ fn reload_on_sighup(policy: Arc<access::Policy>) -> std::io::Result<tokio::task:
 /// Serves until `shutdown` resolves, then: health turns NOT_SERVING, the
 /// listener closes, in-flight calls get `config.shutdown_grace`, the
 /// connections still open after it are cut, and every mapping is flushed
-/// and unmapped.
+/// and unmapped. With `config.metrics_listen`, it also binds that address
+/// and serves `/metrics` there until `shutdown`.
 pub async fn run(
     listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|err| format!("cannot listen for metrics on {addr}: {err}"))?,
+        ),
+        None => None,
+    };
+    serve(listener, metrics_listener, config, shutdown).await
+}
+
+/// [`run`], serving `/metrics` on `metrics_listener` (already bound, so a
+/// caller can bind port 0 and know the port) instead of binding
+/// `config.metrics_listen`.
+pub async fn run_with_metrics(
+    listener: tokio::net::TcpListener,
+    metrics_listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve(listener, Some(metrics_listener), config, shutdown).await
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -174,6 +205,9 @@ pub async fn run(
         .then(|| reload_on_sighup(Arc::clone(&policy)))
         .transpose()?;
     let registry = Arc::new(registry::Registry::new(root, config.default_ttl, limits));
+    // Collected whether or not they are served: the counting is cheap, and
+    // one code path is simpler to trust.
+    let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&registry)));
 
     let reaper = tokio::spawn({
         let registry = Arc::clone(&registry);
@@ -219,9 +253,11 @@ pub async fn run(
     let stop = net::Stop::default();
     let (incoming, connections) = net::incoming(listener, &limits, stop.clone());
 
-    let mmap = MmapServer::new(service::MmapService::new(Arc::clone(&registry), limits))
-        .max_decoding_message_size(limits.max_message_size)
-        .max_encoding_message_size(limits.max_message_size);
+    let mmap = MmapServer::new(
+        service::MmapService::new(Arc::clone(&registry), limits).with_metrics(metrics.io()),
+    )
+    .max_decoding_message_size(limits.max_message_size)
+    .max_encoding_message_size(limits.max_message_size);
     let admin = AdminServer::new(
         admin::AdminService::new(Arc::clone(&registry), limits, config.shutdown_grace)
             .with_connections(connections),
@@ -230,6 +266,19 @@ pub async fn run(
     .max_encoding_message_size(limits.max_message_size);
 
     tracing::info!(%addr, root = %config.root.display(), "serving");
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let metrics_task = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, path = "/metrics", "serving metrics");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                Arc::clone(&metrics),
+                metrics_stop.clone(),
+            )))
+        }
+        None => None,
+    };
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &config.tls {
         builder = builder.tls_config(tls_config(tls))?;
@@ -247,6 +296,8 @@ pub async fn run(
             (!limits.keepalive_interval.is_zero()).then_some(limits.keepalive_interval),
         )
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        // Outermost, so it sees the statuses the RPC layer completes.
+        .layer(layers::MetricsLayer::new(metrics.rpc()))
         .layer(layers::RpcLayer::new(&limits))
         .layer(layers::AuthLayer::new(policy))
         .trace_fn(|req| tracing::debug_span!("rpc", path = %req.uri().path()))
@@ -262,6 +313,7 @@ pub async fn run(
         // Only a failure ends serving before the signal.
         outcome = &mut served => outcome,
         () = shutdown => {
+            metrics_stop.cancel();
             for service in [
                 "",
                 <MmapServer<service::MmapService> as tonic::server::NamedService>::NAME,
@@ -287,6 +339,10 @@ pub async fn run(
     reaper.abort();
     if let Some(reloader) = reloader {
         reloader.abort();
+    }
+    metrics_stop.cancel();
+    if let Some(task) = metrics_task {
+        let _ = task.await;
     }
     let flushing = Arc::clone(&registry);
     tokio::task::spawn_blocking(move || flushing.shutdown()).await?;

@@ -48,7 +48,7 @@ use areas::{AREAS, Areas};
 use sigbus::{Guard, GuardScope};
 
 pub(crate) use areas::set_map_area_budget;
-pub(crate) use sigbus::setup_process;
+pub(crate) use sigbus::{faults_caught, setup_process};
 
 /// How the pages are shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,6 +31,7 @@ use crate::{
 
 mod create;
 use create::check_attach;
+mod gauges;
 mod listing;
 pub use listing::{MappingInfo, Page, SessionInfo};
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub struct MmapService {
     registry: Arc<Registry>,
     limits: Limits,
     streams: Arc<StreamBudget>,
+    io: crate::metrics::IoCounters,
 }
 
 /// Bytes ReadStreams may hold, server-wide ([`Limits::max_stream_buffer_bytes`]),
@@ -53,7 +54,14 @@ impl MmapService {
                 permits: Arc::new(Semaphore::new(total as usize)),
                 total,
             }),
+            io: Default::default(),
         }
+    }
+
+    /// Counts the bytes read and written into `io` (for `/metrics`).
+    pub fn with_metrics(mut self, io: crate::metrics::IoCounters) -> Self {
+        self.io = io;
+        self
     }
 
     fn handle(&self, id: &str, caller: &Caller) -> Result<Arc<Handle>> {
@@ -266,12 +274,14 @@ impl Mmap for MmapService {
             .map_or(len, |n| (n as u64).min(len));
         let max = self.max_reply();
         let data = data_op(touched, move || handle.read(req.n, max)).await?;
+        self.io.read(data.len());
         ok(pb::ReadResponse { data: data.into() })
     }
 
     async fn read_byte(&self, req: Request<pb::ReadByteRequest>) -> Reply<pb::ReadByteResponse> {
         let (caller, req) = split(req)?;
         let value = self.handle(&req.handle, &caller)?.read_byte()?;
+        self.io.read(1);
         ok(pb::ReadByteResponse {
             value: value.into(),
         })
@@ -282,6 +292,7 @@ impl Mmap for MmapService {
         let data = self
             .handle(&req.handle, &caller)?
             .readline(self.max_reply())?;
+        self.io.read(data.len());
         ok(pb::ReadLineResponse { data: data.into() })
     }
 
@@ -290,12 +301,14 @@ impl Mmap for MmapService {
         let handle = self.handle(&req.handle, &caller)?;
         let data = req.data;
         let written = data_op(data.len() as u64, move || handle.write(&data)).await?;
+        self.io.written(written as usize);
         ok(pb::WriteResponse { written })
     }
 
     async fn write_byte(&self, req: Request<pb::WriteByteRequest>) -> Reply<pb::WriteByteResponse> {
         let (caller, req) = split(req)?;
         self.handle(&req.handle, &caller)?.write_byte(req.value)?;
+        self.io.written(1);
         ok(pb::WriteByteResponse {})
     }
 
@@ -367,6 +380,7 @@ impl Mmap for MmapService {
     async fn get_item(&self, req: Request<pb::GetItemRequest>) -> Reply<pb::GetItemResponse> {
         let (caller, req) = split(req)?;
         let value = self.handle(&req.handle, &caller)?.get_item(req.index)?;
+        self.io.read(1);
         ok(pb::GetItemResponse {
             value: value.into(),
         })
@@ -376,6 +390,7 @@ impl Mmap for MmapService {
         let (caller, req) = split(req)?;
         self.handle(&req.handle, &caller)?
             .set_item(req.index, req.value)?;
+        self.io.written(1);
         ok(pb::SetItemResponse {})
     }
 
@@ -388,17 +403,20 @@ impl Mmap for MmapService {
             handle.get_slice(req.start, req.stop, req.step, max)
         })
         .await?;
+        self.io.read(data.len());
         ok(pb::GetSliceResponse { data: data.into() })
     }
 
     async fn set_slice(&self, req: Request<pb::SetSliceRequest>) -> Reply<pb::SetSliceResponse> {
         let (caller, req) = split(req)?;
         let handle = self.handle(&req.handle, &caller)?;
+        let n = req.data.len();
         let data = req.data;
         data_op(data.len() as u64, move || {
             handle.set_slice(req.start, req.stop, req.step, &data)
         })
         .await?;
+        self.io.written(n);
         ok(pb::SetSliceResponse {})
     }
 
@@ -421,6 +439,7 @@ impl Mmap for MmapService {
         // Each chunk is read only when the transport asks for the next one,
         // and only once the stream budget has room for it, so a client that
         // does not read holds at most two chunks of server memory.
+        let io = self.io.clone();
         let budget = Arc::clone(&self.streams);
         let reading = Reading {
             handle,
@@ -428,6 +447,7 @@ impl Mmap for MmapService {
             held: VecDeque::with_capacity(2),
         };
         let stream = futures::stream::try_unfold(reading, move |mut reading| {
+            let io = io.clone();
             let budget = Arc::clone(&budget);
             async move {
                 budget.reserve(&mut reading, chunk).await;
@@ -437,6 +457,7 @@ impl Mmap for MmapService {
                 if data.is_empty() {
                     return Ok(None);
                 }
+                io.read(data.len());
                 if let At::Offset(o) = reading.at {
                     reading.at = At::Offset(o + data.len() as u64);
                 }
@@ -479,6 +500,7 @@ impl Mmap for MmapService {
                     },
                 })?;
             written += data.len() as u64;
+            self.io.written(data.len());
             if let At::Offset(o) = at {
                 at = At::Offset(o + data.len() as u64);
             }

@@ -10,9 +10,19 @@ use std::{
     io, ptr,
     sync::{
         Once, OnceLock,
-        atomic::{AtomicBool, Ordering, compiler_fence},
+        atomic::{AtomicBool, AtomicU64, Ordering, compiler_fence},
     },
 };
+
+/// Faults the handler caught, for `/metrics`. SIGBUS handling is
+/// process-wide, so this count is too (all servers of a process share it);
+/// a lock-free atomic add is async-signal-safe.
+static FAULTS_CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+/// Faults caught in guarded accesses since the process started.
+pub(crate) fn faults_caught() -> u64 {
+    FAULTS_CAUGHT.load(Ordering::Relaxed)
+}
 
 /// The region a thread is accessing, for the SIGBUS handler.
 #[derive(Clone, Copy)]
@@ -64,6 +74,7 @@ extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _ctx: 
     let addr = unsafe { (*info).si_addr() } as usize;
     let guard = GUARD.with(Cell::get);
     if !guard.broken.is_null() && (guard.start..guard.end).contains(&addr) {
+        FAULTS_CAUGHT.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the guard is set only while `guarded` holds `&Region`, so
         // the flag it points to is alive. The errno location is this
         // thread's; saving it keeps the interrupted code's errno intact.
