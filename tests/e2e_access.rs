@@ -104,7 +104,11 @@ fn refusal(status: &Status) -> (Code, String, HashMap<String, String>) {
 }
 
 #[track_caller]
-fn assert_refused<T: std::fmt::Debug>(res: Result<T, Status>, code: Code, reason: &str) -> HashMap<String, String> {
+fn assert_refused<T: std::fmt::Debug>(
+    res: Result<T, Status>,
+    code: Code,
+    reason: &str,
+) -> HashMap<String, String> {
     let status = res.expect_err("refused");
     let (c, r, md) = refusal(&status);
     assert_eq!((c, r.as_str()), (code, reason), "{status:?}");
@@ -122,7 +126,13 @@ async fn session(stub: &mut Stub) -> String {
     .session_id
 }
 
-async fn map(stub: &mut Stub, session: &str, path: &str, name: &str, access: Access) -> Result<String, Status> {
+async fn map(
+    stub: &mut Stub,
+    session: &str,
+    path: &str,
+    name: &str,
+    access: Access,
+) -> Result<String, Status> {
     let res = stub.map(map_req(session, path, name, access)).await?;
     Ok(res.into_inner().handle)
 }
@@ -132,18 +142,22 @@ async fn no_token_or_a_wrong_one_is_unauthenticated_but_health_answers() {
     let (server, _dir, _) = server(&["alice"]).await;
     for token in [None, Some("wrong".to_owned()), Some(String::new())] {
         let (mut mmap, mut admin) = stubs(&server, token).await;
-        let open = mmap
-            .open_session(pb::OpenSessionRequest::default())
-            .await;
+        let open = mmap.open_session(pb::OpenSessionRequest::default()).await;
         assert_refused(open, Code::Unauthenticated, "UNAUTHENTICATED");
         let info = admin.get_server_info(pb::GetServerInfoRequest {}).await;
         assert_refused(info, Code::Unauthenticated, "UNAUTHENTICATED");
     }
     // A malformed header is refused the same way.
-    let channel = Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut raw = MmapClient::with_interceptor(channel.clone(), |mut req: Request<()>| {
-        req.metadata_mut()
-            .insert("authorization", format!("Basic {}", token("alice")).parse().unwrap());
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Basic {}", token("alice")).parse().unwrap(),
+        );
         Ok(req)
     });
     let open = raw.open_session(pb::OpenSessionRequest::default()).await;
@@ -177,13 +191,30 @@ async fn read_role_cannot_write() {
         assert_eq!(md["exception"], "PermissionError");
     }
     let h = map(&mut r, &s, "alice/f", "", Access::Read).await.unwrap();
-    let data = r.read(rq::read(&h, Some(3))).await.unwrap().into_inner().data;
+    let data = r
+        .read(rq::read(&h, Some(3)))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
     assert_eq!(&data[..], b"...");
     // Writing a READ map is CPython's TypeError; flush, resize and move are
     // the role's refusals.
-    assert_refused(r.write(rq::write(&h, &b"x"[..])).await, Code::FailedPrecondition, "TYPE_ERROR");
-    assert_refused(r.flush(rq::flush(&h)).await, Code::PermissionDenied, "ACCESS_DENIED");
-    assert_refused(r.resize(rq::resize(&h, 8192)).await, Code::PermissionDenied, "ACCESS_DENIED");
+    assert_refused(
+        r.write(rq::write(&h, &b"x"[..])).await,
+        Code::FailedPrecondition,
+        "TYPE_ERROR",
+    );
+    assert_refused(
+        r.flush(rq::flush(&h)).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
+    assert_refused(
+        r.resize(rq::resize(&h, 8192)).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
     let mv = pb::MoveRequest {
         handle: h.clone(),
         dest: 0,
@@ -204,7 +235,12 @@ async fn alice_cannot_map_bobs_paths_and_shares_only_what_both_cover() {
     let (mut a, _) = as_(&server, "alice").await;
     let (mut b, _) = as_(&server, "bob").await;
     let (sa, sb) = (session(&mut a).await, session(&mut b).await);
-    for (path, name) in [("bob/f", ""), ("", "bob/region"), ("alice/f", "bob/f"), ("", "region")] {
+    for (path, name) in [
+        ("bob/f", ""),
+        ("", "bob/region"),
+        ("alice/f", "bob/f"),
+        ("", "region"),
+    ] {
         let md = assert_refused(
             map(&mut a, &sa, path, name, Access::Write).await,
             Code::PermissionDenied,
@@ -215,12 +251,25 @@ async fn alice_cannot_map_bobs_paths_and_shares_only_what_both_cover() {
     }
     // Bob's named mapping of his own file: alice cannot attach to it.
     map(&mut b, &sb, "bob/f", "", Access::Write).await.unwrap();
-    assert_refused(map(&mut a, &sa, "", "bob/f", Access::Write).await, Code::PermissionDenied, "ACCESS_DENIED");
+    assert_refused(
+        map(&mut a, &sa, "", "bob/f", Access::Write).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
     // A name both cover is shared.
-    let hb = map(&mut b, &sb, "shared/f", "", Access::Write).await.unwrap();
-    let ha = map(&mut a, &sa, "", "shared/f", Access::Write).await.unwrap();
+    let hb = map(&mut b, &sb, "shared/f", "", Access::Write)
+        .await
+        .unwrap();
+    let ha = map(&mut a, &sa, "", "shared/f", Access::Write)
+        .await
+        .unwrap();
     b.write(rq::write(&hb, &b"hi"[..])).await.unwrap();
-    let seen = a.read(rq::read(&ha, Some(2))).await.unwrap().into_inner().data;
+    let seen = a
+        .read(rq::read(&ha, Some(2)))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
     assert_eq!(&seen[..], b"hi");
     // An unnamed anonymous region needs no prefix: its fresh name is nobody's.
     let anon = pb::MapRequest {
@@ -233,44 +282,86 @@ async fn alice_cannot_map_bobs_paths_and_shares_only_what_both_cover() {
 #[tokio::test]
 async fn alice_cannot_see_renew_close_or_use_bobs_sessions_and_handles() {
     let (server, _dir, _) = server(&["alice", "bob", "root"]).await;
-    let (mut a, mut a_admin) = as_(&server, "alice").await;
-    let (mut b, mut b_admin) = as_(&server, "bob").await;
-    let (_, mut root) = as_(&server, "root").await;
+    let (mut a, a_admin) = as_(&server, "alice").await;
+    let (mut b, b_admin) = as_(&server, "bob").await;
+    let (_, root) = as_(&server, "root").await;
     let sa = session(&mut a).await;
     let sb = session(&mut b).await;
-    let ha = map(&mut a, &sa, "alice/f", "", Access::Write).await.unwrap();
+    let ha = map(&mut a, &sa, "alice/f", "", Access::Write)
+        .await
+        .unwrap();
     let hb = map(&mut b, &sb, "bob/f", "", Access::Write).await.unwrap();
 
     let nf = |res: Result<_, Status>| assert_refused(res, Code::NotFound, "SESSION_NOT_FOUND");
-    nf(a.keep_alive(pb::KeepAliveRequest { session_id: sb.clone() }).await.map(drop));
-    nf(a.close_session(pb::CloseSessionRequest { session_id: sb.clone() }).await.map(drop));
-    nf(map(&mut a, &sb, "shared/f", "", Access::Write).await.map(drop));
+    nf(a.keep_alive(pb::KeepAliveRequest {
+        session_id: sb.clone(),
+    })
+    .await
+    .map(drop));
+    nf(a.close_session(pb::CloseSessionRequest {
+        session_id: sb.clone(),
+    })
+    .await
+    .map(drop));
+    nf(map(&mut a, &sb, "shared/f", "", Access::Write)
+        .await
+        .map(drop));
     let hnf = |res: Result<_, Status>| assert_refused(res, Code::NotFound, "HANDLE_NOT_FOUND");
     hnf(a.read(rq::read(&hb, Some(1))).await.map(drop));
     hnf(a.write(rq::write(&hb, &b"x"[..])).await.map(drop));
     hnf(a.seek(rq::seek(&hb, 1, 0)).await.map(drop));
     hnf(a.close(rq::close(&hb)).await.map(drop));
-    hnf(a.read_stream(rq::read_stream(&hb, None, None, 0)).await.map(drop));
+    hnf(a
+        .read_stream(rq::read_stream(&hb, None, None, 0))
+        .await
+        .map(drop));
 
     // Bob's session and handle are untouched.
-    b.keep_alive(pb::KeepAliveRequest { session_id: sb.clone() }).await.unwrap();
-    assert_eq!(b.tell(rq::tell(&hb)).await.unwrap().into_inner().position, 0);
-    let read = b.read(rq::read(&hb, Some(1))).await.unwrap().into_inner().data;
+    b.keep_alive(pb::KeepAliveRequest {
+        session_id: sb.clone(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        b.tell(rq::tell(&hb)).await.unwrap().into_inner().position,
+        0
+    );
+    let read = b
+        .read(rq::read(&hb, Some(1)))
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
     assert_eq!(&read[..], b".");
 
     // Listings: each sees their own, the admin everything.
     let sessions = |mut admin: AdminStub| async move {
-        let rows = admin.list_sessions(pb::ListSessionsRequest::default()).await.unwrap();
-        let mut ids: Vec<String> = rows.into_inner().sessions.into_iter().map(|s| s.session_id).collect();
+        let rows = admin
+            .list_sessions(pb::ListSessionsRequest::default())
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = rows
+            .into_inner()
+            .sessions
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect();
         ids.sort();
         ids
     };
     let mappings = |mut admin: AdminStub| async move {
-        let rows = admin.list_mappings(pb::ListMappingsRequest::default()).await.unwrap();
-        rows.into_inner().mappings.into_iter().map(|m| m.name).collect::<Vec<_>>()
+        let rows = admin
+            .list_mappings(pb::ListMappingsRequest::default())
+            .await
+            .unwrap();
+        rows.into_inner()
+            .mappings
+            .into_iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
     };
-    assert_eq!(sessions(a_admin.clone()).await, [sa.clone()]);
-    assert_eq!(sessions(b_admin.clone()).await, [sb.clone()]);
+    assert_eq!(sessions(a_admin.clone()).await, std::slice::from_ref(&sa));
+    assert_eq!(sessions(b_admin.clone()).await, std::slice::from_ref(&sb));
     let mut both = vec![sa.clone(), sb.clone()];
     both.sort();
     assert_eq!(sessions(root.clone()).await, both);
@@ -280,7 +371,9 @@ async fn alice_cannot_see_renew_close_or_use_bobs_sessions_and_handles() {
 
     // The owner can close what the intruder could not.
     a.close(rq::close(&ha)).await.unwrap();
-    b.close_session(pb::CloseSessionRequest { session_id: sb }).await.unwrap();
+    b.close_session(pb::CloseSessionRequest { session_id: sb })
+        .await
+        .unwrap();
 }
 
 fn tls_files(server: &certs::Pem, ca: &Ca) -> TlsFiles {
@@ -291,7 +384,11 @@ fn tls_files(server: &certs::Pem, ca: &Ca) -> TlsFiles {
     }
 }
 
-async fn mtls_channel(server: &TestServer, ca: &Ca, client: &certs::Pem) -> Result<Channel, tonic::transport::Error> {
+async fn mtls_channel(
+    server: &TestServer,
+    ca: &Ca,
+    client: &certs::Pem,
+) -> Result<Channel, tonic::transport::Error> {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&ca.cert))
         .identity(Identity::from_pem(&client.cert, &client.key))
@@ -326,15 +423,23 @@ async fn mtls_maps_a_certificate_to_its_identity() {
     std::fs::create_dir(server.path("alice")).unwrap();
     std::fs::write(server.path("alice/f"), vec![0; 4096]).unwrap();
 
-    let channel = mtls_channel(&server, &ca, &ca.client("alice")).await.unwrap();
+    let channel = mtls_channel(&server, &ca, &ca.client("alice"))
+        .await
+        .unwrap();
     let mut a = MmapClient::with_interceptor(channel, Bearer(None));
     let s = session(&mut a).await;
     map(&mut a, &s, "alice/f", "", Access::Write).await.unwrap();
-    let md = assert_refused(map(&mut a, &s, "bob/f", "", Access::Write).await, Code::PermissionDenied, "ACCESS_DENIED");
+    let md = assert_refused(
+        map(&mut a, &s, "bob/f", "", Access::Write).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
     assert_eq!(md["identity"], "alice");
 
     // A certificate of the CA whose name is no identity.
-    let channel = mtls_channel(&server, &ca, &ca.client("mallory")).await.unwrap();
+    let channel = mtls_channel(&server, &ca, &ca.client("mallory"))
+        .await
+        .unwrap();
     let mut m = MmapClient::new(channel);
     let open = m.open_session(pb::OpenSessionRequest::default()).await;
     assert_refused(open, Code::Unauthenticated, "UNAUTHENTICATED");
@@ -348,7 +453,9 @@ async fn mtls_maps_a_certificate_to_its_identity() {
             .map_err(|s| -> Box<dyn std::error::Error> { s.into() })?;
         Ok::<_, Box<dyn std::error::Error>>(())
     };
-    let outcome = tokio::time::timeout(Duration::from_secs(30), refused).await.expect("no hang");
+    let outcome = tokio::time::timeout(Duration::from_secs(30), refused)
+        .await
+        .expect("no hang");
     assert!(outcome.is_err(), "a foreign CA's certificate was accepted");
 }
 
@@ -357,7 +464,9 @@ async fn sighup_reload_adds_and_removes_identities_without_dropping_clients() {
     let (server, _dir, file) = server(&["alice", "bob"]).await;
     let (mut a, _) = as_(&server, "alice").await;
     let sa = session(&mut a).await;
-    let ha = map(&mut a, &sa, "alice/f", "", Access::Write).await.unwrap();
+    let ha = map(&mut a, &sa, "alice/f", "", Access::Write)
+        .await
+        .unwrap();
     let (mut root, _) = as_(&server, "root").await;
     assert_refused(
         root.open_session(pb::OpenSessionRequest::default()).await,
@@ -369,8 +478,15 @@ async fn sighup_reload_adds_and_removes_identities_without_dropping_clients() {
     hangup();
     // The reload happens on the server's own task; wait for it.
     let mut waited = Duration::ZERO;
-    while root.open_session(pb::OpenSessionRequest::default()).await.is_err() {
-        assert!(waited < Duration::from_secs(20), "the reload never took effect");
+    while root
+        .open_session(pb::OpenSessionRequest::default())
+        .await
+        .is_err()
+    {
+        assert!(
+            waited < Duration::from_secs(20),
+            "the reload never took effect"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += Duration::from_millis(50);
     }
@@ -381,15 +497,23 @@ async fn sighup_reload_adds_and_removes_identities_without_dropping_clients() {
         "UNAUTHENTICATED",
     );
     // Alice, kept, goes on with the same session and handle.
-    a.keep_alive(pb::KeepAliveRequest { session_id: sa.clone() }).await.unwrap();
+    a.keep_alive(pb::KeepAliveRequest {
+        session_id: sa.clone(),
+    })
+    .await
+    .unwrap();
     a.write(rq::write(&ha, &b"still"[..])).await.unwrap();
 
     // A broken file is ignored: the identities stay as they were.
     std::fs::write(&file, "[[identity]\nbroken").unwrap();
     hangup();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    a.keep_alive(pb::KeepAliveRequest { session_id: sa }).await.unwrap();
-    root.open_session(pb::OpenSessionRequest::default()).await.unwrap();
+    a.keep_alive(pb::KeepAliveRequest { session_id: sa })
+        .await
+        .unwrap();
+    root.open_session(pb::OpenSessionRequest::default())
+        .await
+        .unwrap();
 }
 
 /// Sends SIGHUP to this process, as `kill -HUP` does to the daemon.
@@ -399,4 +523,20 @@ fn hangup() {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+#[tokio::test]
+async fn the_client_library_reports_a_wrong_token_as_unauthenticated() {
+    let (server, _dir, _) = server(&["alice"]).await;
+    for _ in 0..20 {
+        let options = mmapd::ConnectOptions {
+            token: Some("wrong".into()),
+            ..mmapd::ConnectOptions::default()
+        };
+        let client = mmapd::Client::connect_with(server.endpoint(), options)
+            .await
+            .unwrap();
+        let err = client.server_info().await.unwrap_err();
+        assert_eq!(err.code(), Some(Code::Unauthenticated), "{err}");
+    }
 }

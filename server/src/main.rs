@@ -247,7 +247,11 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A failed log write is reported with eprint!, which panics when
+        // stderr itself is the broken pipe: that would fail the call being
+        // logged. A log lost to a closed pipe is lost quietly instead.
+        .log_internal_errors(false);
     match args.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),

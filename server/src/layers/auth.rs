@@ -75,10 +75,36 @@ where
                 Box::pin(self.inner.call(req))
             }
             Err(err) => {
-                let status = Status::from(err);
-                Box::pin(async move { Ok(status.into_http()) })
+                let (parts, _) = Status::from(err).into_http::<Body>().into_parts();
+                let body = Body::new(Holding {
+                    _request: req.into_body(),
+                });
+                Box::pin(async move { Ok(Response::from_parts(parts, body)) })
             }
         }
+    }
+}
+
+/// The empty body of a refusal, holding the request's body until the
+/// refusal is sent: dropping an unread request body resets the stream, and
+/// a reset that overtakes the response loses the status.
+struct Holding {
+    _request: Body,
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
     }
 }
 
