@@ -114,22 +114,19 @@ async fn client(addr: &str, name: &str) -> Client {
         .unwrap()
 }
 
+/// The binary on loopback with an access file.
+fn start_with_access(file: &Path, cwd: &Path) -> (Child, Lines<BufReader<ChildStderr>>, String) {
+    let args = ["--log-format", "json", "--listen", "127.0.0.1:0"];
+    let file = file.to_str().unwrap();
+    start(mmapd(&[&args[..], &["--access-file", file]].concat(), cwd))
+}
+
 #[tokio::test]
 async fn sighup_reloads_the_access_file_and_keeps_connected_clients() {
     let cwd = tempfile::tempdir().unwrap();
     let file = cwd.path().join("access.toml");
     std::fs::write(&file, identity("alice") + &identity("bob")).unwrap();
-    let args = [
-        "--log-format",
-        "json",
-        "--listen",
-        "127.0.0.1:0",
-        "--access-file",
-    ];
-    let (child, logs, addr) = start(mmapd(
-        &[&args[..], &[file.to_str().unwrap()]].concat(),
-        cwd.path(),
-    ));
+    let (child, logs, addr) = start_with_access(&file, cwd.path());
     let alice = client(&addr, "alice").await;
     let session = alice.open_session("kept", None).await.unwrap();
     let carol = client(&addr, "carol").await;
@@ -167,17 +164,7 @@ async fn a_closed_log_pipe_does_not_fail_the_calls_it_would_log() {
     let cwd = tempfile::tempdir().unwrap();
     let file = cwd.path().join("access.toml");
     std::fs::write(&file, identity("alice")).unwrap();
-    let args = [
-        "--log-format",
-        "json",
-        "--listen",
-        "127.0.0.1:0",
-        "--access-file",
-    ];
-    let (child, logs, addr) = start(mmapd(
-        &[&args[..], &[file.to_str().unwrap()]].concat(),
-        cwd.path(),
-    ));
+    let (child, logs, addr) = start_with_access(&file, cwd.path());
     drop(logs);
     // A refusal is logged at warn: the write fails, the refusal still arrives.
     for _ in 0..3 {
