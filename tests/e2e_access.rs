@@ -190,6 +190,15 @@ async fn read_role_cannot_write() {
         assert_eq!(md["target"], "alice/f");
         assert_eq!(md["exception"], "PermissionError");
     }
+    // Creating a file is a write, even for a READ map.
+    let create = pb::MapRequest {
+        length: 4096,
+        create: true,
+        ..map_req(&s, "alice/new", "", Access::Read)
+    };
+    let md = assert_refused(r.map(create).await, Code::PermissionDenied, "ACCESS_DENIED");
+    assert_eq!(md["action"], "create");
+    assert!(!server.path("alice/new").exists());
     let h = map(&mut r, &s, "alice/f", "", Access::Read).await.unwrap();
     let data = r
         .read(rq::read(&h, Some(3)))
@@ -467,7 +476,9 @@ async fn sighup_reload_adds_and_removes_identities_without_dropping_clients() {
     let ha = map(&mut a, &sa, "alice/f", "", Access::Write)
         .await
         .unwrap();
-    let (mut root, _) = as_(&server, "root").await;
+    let (mut b, _) = as_(&server, "bob").await;
+    let sb = session(&mut b).await;
+    let (mut root, root_admin) = as_(&server, "root").await;
     assert_refused(
         root.open_session(pb::OpenSessionRequest::default()).await,
         Code::Unauthenticated,
@@ -490,12 +501,24 @@ async fn sighup_reload_adds_and_removes_identities_without_dropping_clients() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += Duration::from_millis(50);
     }
-    let (mut b, _) = as_(&server, "bob").await;
     assert_refused(
         b.open_session(pb::OpenSessionRequest::default()).await,
         Code::Unauthenticated,
         "UNAUTHENTICATED",
     );
+    // What bob was granted ended with him: his session is gone.
+    let rows = root_admin
+        .clone()
+        .list_sessions(pb::ListSessionsRequest::default())
+        .await
+        .unwrap();
+    let ids: Vec<String> = rows
+        .into_inner()
+        .sessions
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert!(ids.contains(&sa) && !ids.contains(&sb), "{ids:?}");
     // Alice, kept, goes on with the same session and handle.
     a.keep_alive(pb::KeepAliveRequest {
         session_id: sa.clone(),
@@ -539,4 +562,25 @@ async fn the_client_library_reports_a_wrong_token_as_unauthenticated() {
         let err = client.server_info().await.unwrap_err();
         assert_eq!(err.code(), Some(Code::Unauthenticated), "{err}");
     }
+}
+
+#[tokio::test]
+async fn a_symlink_under_my_prefix_does_not_reach_another_tenants_file() {
+    let (server, _dir, _) = server(&["alice", "root"]).await;
+    std::os::unix::fs::symlink("../bob/f", server.path("alice/link")).unwrap();
+    let (mut a, _) = as_(&server, "alice").await;
+    let sa = session(&mut a).await;
+    let refused = map(&mut a, &sa, "alice/link", "", Access::Write).await;
+    let (_, reason, md) = refusal(&refused.expect_err("a link out of my prefix"));
+    assert_eq!(
+        (reason.as_str(), md["errno"].as_str()),
+        ("OS_ERROR", "40"),
+        "ELOOP: {md:?}"
+    );
+    // Someone who may map everything follows links inside the root.
+    let (mut root, _) = as_(&server, "root").await;
+    let sr = session(&mut root).await;
+    map(&mut root, &sr, "alice/link", "", Access::Read)
+        .await
+        .unwrap();
 }

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     error::{Error, Result},
     mapping::Access,
-    paths::Root,
+    paths::{Root, Symlinks},
 };
 
 /// What an identity may do, from least to most.
@@ -86,19 +86,15 @@ impl AccessFile {
             if entry.name.is_empty() {
                 return Err(format!("{at}: name is empty"));
             }
-            for prefix in &entry.paths {
-                // A prefix is matched against normalized paths, so one that
-                // climbs out or starts at / can never match: a typo.
-                if !prefix.is_empty() && Root::normalize(prefix.trim_end_matches('/')).is_err() {
-                    return Err(format!(
-                        "{at}: path prefix {prefix:?} is not under the root"
-                    ));
-                }
-            }
+            let paths = entry
+                .paths
+                .iter()
+                .map(|p| normalize_prefix(p).map_err(|err| format!("{at}: {err}")))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             let identity = Arc::new(Identity {
                 name: entry.name.clone(),
                 role: entry.role,
-                paths: entry.paths,
+                paths,
             });
             if let Some(hex) = entry.token_sha256 {
                 let hash = parse_hash(&hex).ok_or_else(|| {
@@ -143,6 +139,25 @@ impl AccessFile {
     }
 }
 
+/// A prefix in the form paths are matched in (`./a//b/` is `a/b/`), since
+/// a prefix that is not could never match. One that climbs out of the root
+/// or starts at `/` is a mistake, not a prefix.
+fn normalize_prefix(prefix: &str) -> std::result::Result<String, String> {
+    let bare = prefix.trim_end_matches('/');
+    if bare.is_empty() {
+        return match prefix {
+            "" => Ok(String::new()),
+            _ => Err(format!("path prefix {prefix:?} is not under the root")),
+        };
+    }
+    let normalized = Root::normalize(bare)
+        .map_err(|_| format!("path prefix {prefix:?} is not under the root"))?;
+    Ok(match prefix.ends_with('/') {
+        true => normalized + "/",
+        false => normalized,
+    })
+}
+
 /// The hex SHA-256 of a token, as the access file holds it.
 pub fn token_hash(token: &str) -> String {
     sha256(token.as_bytes())
@@ -173,6 +188,15 @@ fn parse_hash(hex: &str) -> Option<[u8; 32]> {
 pub struct Policy {
     file: Option<(PathBuf, RwLock<Arc<AccessFile>>)>,
     client_certs: bool,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Identities in the new file.
+    pub identities: usize,
+    /// Names removed, or whose role or paths changed.
+    pub revoked: Vec<String>,
 }
 
 /// A credential a request carried.
@@ -207,15 +231,28 @@ impl Policy {
     }
 
     /// Reads the access file again; on failure the old one stays.
-    /// Returns how many identities the new one holds.
-    pub fn reload(&self) -> std::result::Result<usize, String> {
+    /// Returns the identities the new file holds, and the names of those
+    /// it removed or changed (their role or paths): what they were granted
+    /// before must not outlive the reload.
+    pub fn reload(&self) -> std::result::Result<Reloaded, String> {
         let Some((path, current)) = &self.file else {
-            return Ok(0);
+            return Err("no --access-file was given: nothing to reload".into());
         };
         let fresh = AccessFile::load(path)?;
-        let count = fresh.len();
-        *current.write() = Arc::new(fresh);
-        Ok(count)
+        let mut old = current.write();
+        let mut revoked: Vec<String> = old
+            .by_name
+            .iter()
+            .filter(|(name, was)| fresh.by_name.get(*name).is_none_or(|now| now != *was))
+            .map(|(name, _)| name.clone())
+            .collect();
+        revoked.sort();
+        let identities = fresh.len();
+        *old = Arc::new(fresh);
+        Ok(Reloaded {
+            identities,
+            revoked,
+        })
     }
 
     /// The identity behind the credentials, tokens first: a wrong token is
@@ -245,10 +282,11 @@ impl Policy {
             (None, Some(cn), Some(file)) => file.by_name(cn).ok_or(Error::Unauthenticated(
                 "the client certificate's name matches no identity",
             ))?,
-            // mTLS alone: the CA vouches for everyone it signed.
+            // mTLS alone: the CA vouches for everyone it signed, but not
+            // for their seeing each other's sessions and mappings.
             (None, Some(cn), None) => Arc::new(Identity {
                 name: cn.to_owned(),
-                role: Role::Admin,
+                role: Role::Readwrite,
                 paths: vec![String::new()],
             }),
             (None, None, _) => {
@@ -328,6 +366,16 @@ impl Caller {
         self.identity().is_none_or(|i| i.role == Role::Admin)
     }
 
+    /// Whether opening paths for this caller may follow symlinks: only if
+    /// it may map everything, since a link under one of its prefixes may
+    /// point at a file outside them.
+    pub fn symlinks(&self) -> Symlinks {
+        match self.identity() {
+            Some(identity) if !identity.covers("") => Symlinks::Refuse,
+            Some(_) | None => Symlinks::Follow,
+        }
+    }
+
     /// Whether a session or handle owned by `owner` is this caller's.
     pub fn owns(&self, owner: Option<&str>) -> bool {
         self.owner() == owner
@@ -336,14 +384,18 @@ impl Caller {
     /// Whether the caller may Map `path` (may be empty: anonymous or by
     /// name) under `name` (may be empty: the path, or a fresh name) with
     /// Python's access number `access`.
-    pub fn check_map(&self, path: &str, name: &str, access: i32) -> Result<()> {
+    pub fn check_map(&self, path: &str, name: &str, access: i32, create: bool) -> Result<()> {
         let Some(identity) = self.identity() else {
             return Ok(());
         };
-        if identity.role == Role::Read
-            && !matches!(Access::from_python(access), Ok(Access::Read | Access::Copy))
-        {
-            return Err(self.denied("map writable", name_or(path, name)));
+        if identity.role == Role::Read {
+            if !matches!(Access::from_python(access), Ok(Access::Read | Access::Copy)) {
+                return Err(self.denied("map writable", name_or(path, name)));
+            }
+            // Creating sizes the file and reserves its blocks: a write.
+            if create && !path.is_empty() {
+                return Err(self.denied("create", path));
+            }
         }
         if !path.is_empty() {
             // An escaping path is refused later as PathEscape, whoever asks.
@@ -359,10 +411,12 @@ impl Caller {
         Ok(())
     }
 
-    /// Whether the caller's role allows `action`.
-    pub fn check(&self, action: Action) -> Result<()> {
+    /// Whether the caller's role allows `action` on the mapping `target`.
+    pub fn check(&self, action: Action, target: &str) -> Result<()> {
         match self.identity() {
-            Some(identity) if identity.role == Role::Read => Err(self.denied(action.name(), "")),
+            Some(identity) if identity.role == Role::Read => {
+                Err(self.denied(action.name(), target))
+            }
             Some(_) | None => Ok(()),
         }
     }

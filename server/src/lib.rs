@@ -133,15 +133,34 @@ fn tls_config(files: &TlsFiles) -> tonic::transport::ServerTlsConfig {
 
 /// Reloads the access file on every SIGHUP; a bad file is logged and the
 /// old one kept, so a typo never locks everyone out.
-fn reload_on_sighup(policy: Arc<access::Policy>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+fn reload_on_sighup(
+    policy: Arc<access::Policy>,
+    registry: Arc<registry::Registry>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            match policy.reload() {
-                Ok(identities) => tracing::info!(identities, "access file reloaded"),
-                Err(err) => tracing::error!(%err, "access file not reloaded; keeping the old one"),
-            }
+            let reloaded = match policy.reload() {
+                Ok(reloaded) => reloaded,
+                Err(err) => {
+                    tracing::error!(%err, "access file not reloaded; keeping the old one");
+                    continue;
+                }
+            };
+            // What a removed or changed identity was granted (writable
+            // handles, paths it no longer covers) ends with its sessions.
+            let registry = Arc::clone(&registry);
+            let revoked = reloaded.revoked.clone();
+            let closed = tokio::task::spawn_blocking(move || registry.close_sessions_of(&revoked))
+                .await
+                .unwrap_or_default();
+            tracing::info!(
+                identities = reloaded.identities,
+                revoked = ?reloaded.revoked,
+                sessions_closed = closed,
+                "access file reloaded"
+            );
         }
     }))
 }
@@ -199,12 +218,10 @@ async fn serve(
         config.access_file.as_deref(),
         client_certs,
     )?);
-    let reloader = config
-        .access_file
-        .is_some()
-        .then(|| reload_on_sighup(Arc::clone(&policy)))
-        .transpose()?;
     let registry = Arc::new(registry::Registry::new(root, config.default_ttl, limits));
+    // Always listened for: a SIGHUP to a server without an access file must
+    // not kill it (the default action), only be logged as nothing to do.
+    let reloader = reload_on_sighup(Arc::clone(&policy), Arc::clone(&registry))?;
     // Collected whether or not they are served: the counting is cheap, and
     // one code path is simpler to trust.
     let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&registry)));
@@ -337,9 +354,7 @@ async fn serve(
     };
 
     reaper.abort();
-    if let Some(reloader) = reloader {
-        reloader.abort();
-    }
+    reloader.abort();
     metrics_stop.cancel();
     if let Some(task) = metrics_task {
         let _ = task.await;

@@ -263,6 +263,11 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
     args.limits.apply(&mut config.limits);
     args.security.check_exposure(args.listen)?;
     args.security.apply(&mut config)?;
+    // SIGHUP's default action ends the process: take it over before the
+    // port is bound, so a reload sent as soon as the port answers is safe
+    // (tokio keeps the handler for the life of the process; run() reads it).
+    let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|err| format!("cannot handle SIGHUP: {err}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", args.listen))?;

@@ -80,28 +80,39 @@ impl Root {
         read_only_ok: bool,
         create: Option<Range<u64>>,
     ) -> Result<Opened> {
+        self.open_file_with(path, read_only_ok, create, Symlinks::Follow)
+    }
+
+    /// [`Root::open_file`], saying whether symlinks (inside the root) are
+    /// followed. A caller confined to some prefixes must not follow them:
+    /// a link under its prefix may point at another tenant's file.
+    pub fn open_file_with(
+        &self,
+        path: &str,
+        read_only_ok: bool,
+        create: Option<Range<u64>>,
+        symlinks: Symlinks,
+    ) -> Result<Opened> {
         let rel = Self::normalize(path)?;
+        let open_at = |rel: &str, flags| self.open_at(rel, flags, symlinks);
         // O_NONBLOCK: opening a FIFO or a device must never wait (a FIFO
         // with no writer would hold the Map forever).
         let base = OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let rdwr = base | OFlags::RDWR;
-        let (fd, writable, created) = match self.open_at(&rel, rdwr) {
+        let (fd, writable, created) = match open_at(&rel, rdwr) {
             Ok(fd) => (fd, true, false),
             Err(Errno::NOENT) if create.is_some() => {
-                match self.open_at(&rel, rdwr | OFlags::CREATE | OFlags::EXCL) {
+                match open_at(&rel, rdwr | OFlags::CREATE | OFlags::EXCL) {
                     Ok(fd) => (fd, true, true),
                     // Someone created it first: theirs it is, as it stands.
-                    Err(Errno::EXIST) => (
-                        self.open_at(&rel, rdwr).map_err(|e| os(e, &rel))?,
-                        true,
-                        false,
-                    ),
+                    Err(Errno::EXIST) => {
+                        (open_at(&rel, rdwr).map_err(|e| os(e, &rel))?, true, false)
+                    }
                     Err(e) => return Err(os(e, &rel)),
                 }
             }
             Err(Errno::ACCESS | Errno::PERM | Errno::ROFS) if read_only_ok => (
-                self.open_at(&rel, base | OFlags::RDONLY)
-                    .map_err(|e| os(e, &rel))?,
+                open_at(&rel, base | OFlags::RDONLY).map_err(|e| os(e, &rel))?,
                 false,
                 false,
             ),
@@ -151,8 +162,16 @@ impl Root {
         }
     }
 
-    fn open_at(&self, rel: &str, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
-        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    fn open_at(
+        &self,
+        rel: &str,
+        flags: OFlags,
+        symlinks: Symlinks,
+    ) -> std::result::Result<OwnedFd, Errno> {
+        let mut resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        if symlinks == Symlinks::Refuse {
+            resolve |= ResolveFlags::NO_SYMLINKS;
+        }
         // openat2 rejects a mode without O_CREAT (EINVAL), unlike openat.
         let mode = if flags.contains(OFlags::CREATE) {
             Mode::from_raw_mode(0o644)
@@ -161,6 +180,15 @@ impl Root {
         };
         rustix::fs::openat2(&self.dir, rel, flags, mode, resolve)
     }
+}
+
+/// Whether opening a path follows symlinks that stay inside the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Symlinks {
+    /// Follow them (escaping ones are refused either way).
+    Follow,
+    /// Refuse any symlink in the path (ELOOP).
+    Refuse,
 }
 
 /// An OS error about `rel`, for errors raised without a path.

@@ -250,6 +250,26 @@ impl Registry {
         }
     }
 
+    /// Closes every session owned by one of `owners` (identities a reload
+    /// removed or changed); returns how many.
+    pub fn close_sessions_of(&self, owners: &[String]) -> usize {
+        let closed: Vec<Arc<Session>> = {
+            let mut sessions = self.sessions.lock();
+            let ids: Vec<String> = sessions
+                .values()
+                .filter(|s| s.owner.as_ref().is_some_and(|o| owners.contains(o)))
+                .map(|s| s.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for session in &closed {
+            let identity = session.owner.as_deref().unwrap_or_default();
+            tracing::info!(session = %session.id, identity, "session closed: its identity was removed or changed");
+            self.close_handles_of(session);
+        }
+        closed.len()
+    }
+
     /// Closes every session whose lease ran out; returns how many.
     pub fn expire(&self, now: Instant) -> usize {
         let expired: Vec<Arc<Session>> = {
@@ -297,7 +317,8 @@ impl Registry {
             });
         }
         let session = self.owned_session(&args.session_id, &args.caller)?;
-        args.caller.check_map(&args.path, &args.name, args.access)?;
+        args.caller
+            .check_map(&args.path, &args.name, args.access, args.create)?;
         // CPython checks these before anything touches the file system
         // (our `create` must not create a file for a call that will fail).
         if args.length < 0 {

@@ -348,24 +348,24 @@ impl Mmap for MmapService {
 
     async fn flush(&self, req: Request<pb::FlushRequest>) -> Reply<pb::FlushResponse> {
         let (caller, req) = split(req)?;
-        caller.check(Action::Flush)?;
         let handle = self.handle(&req.handle, &caller)?;
+        caller.check(Action::Flush, handle.mapping().name())?;
         blocking(move || handle.flush(req.offset, req.size)).await?;
         ok(pb::FlushResponse {})
     }
 
     async fn r#move(&self, req: Request<pb::MoveRequest>) -> Reply<pb::MoveResponse> {
         let (caller, req) = split(req)?;
-        caller.check(Action::Move)?;
-        self.handle(&req.handle, &caller)?
-            .move_(req.dest, req.src, req.count)?;
+        let handle = self.handle(&req.handle, &caller)?;
+        caller.check(Action::Move, handle.mapping().name())?;
+        handle.move_(req.dest, req.src, req.count)?;
         ok(pb::MoveResponse {})
     }
 
     async fn resize(&self, req: Request<pb::ResizeRequest>) -> Reply<pb::ResizeResponse> {
         let (caller, req) = split(req)?;
-        caller.check(Action::Resize)?;
         let handle = self.handle(&req.handle, &caller)?;
+        caller.check(Action::Resize, handle.mapping().name())?;
         let length = blocking(move || handle.resize(req.new_size)).await?;
         ok(pb::ResizeResponse { length })
     }

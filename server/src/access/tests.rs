@@ -44,6 +44,17 @@ fn parses_identities_and_finds_them_by_token_and_name() {
 }
 
 #[test]
+fn prefixes_are_normalized_like_paths() {
+    let text = "[[identity]]\nname = \"a\"\nrole = \"read\"\npaths = [\"./a//b/\", \"c\", \"\"]";
+    let f = AccessFile::parse(text).unwrap();
+    assert_eq!(f.by_name("a").unwrap().paths, ["a/b/", "c", ""]);
+    for bad in ["/", "/etc/", "../x/", "a/../../b"] {
+        let text = format!("[[identity]]\nname = \"a\"\nrole = \"read\"\npaths = [{bad:?}]");
+        assert!(AccessFile::parse(&text).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn mistakes_are_refused_with_a_reason() {
     let one = |extra: &str| format!("[[identity]]\nname = \"a\"\n{extra}");
     let bad = [
@@ -111,6 +122,7 @@ fn identify_needs_a_valid_credential() {
     let mtls = Policy::new(None, true).unwrap();
     let caller = mtls.identify(&[Credential::Certificate("dave")]).unwrap();
     assert_eq!(caller.owner(), Some("dave"));
+    assert!(!caller.sees_all(), "certificates alone do not make admins");
     assert!(mtls.identify(&[]).is_err());
 }
 
@@ -123,7 +135,9 @@ fn reload_swaps_the_file_and_keeps_the_old_one_when_the_new_is_bad() {
         token_hash("bob-token")
     );
     std::fs::write(&path, &bob).unwrap();
-    assert_eq!(p.reload().unwrap(), 1);
+    let reloaded = p.reload().unwrap();
+    assert_eq!(reloaded.identities, 1);
+    assert_eq!(reloaded.revoked, ["alice", "carol"]);
     assert!(p.identify(&[Credential::Token("bob-token")]).is_ok());
     assert!(p.identify(&[Credential::Token(TOKEN_A)]).is_err());
     std::fs::write(&path, "not toml [").unwrap();
@@ -144,19 +158,31 @@ fn roles_limit_actions_and_writable_maps() {
         paths: vec!["w/".into()],
     });
     for action in [Action::Resize, Action::Flush, Action::Move] {
-        assert!(matches!(reader.check(action), Err(Error::Denied { .. })));
-        writer.check(action).unwrap();
-        Caller::open().check(action).unwrap();
+        match reader.check(action, "m") {
+            Err(Error::Denied { target, .. }) => assert_eq!(target, "m"),
+            other => panic!("{other:?}"),
+        }
+        writer.check(action, "m").unwrap();
+        Caller::open().check(action, "m").unwrap();
     }
-    reader.check_map("x", "", 1).unwrap();
-    reader.check_map("x", "", 3).unwrap();
+    reader.check_map("x", "", 1, false).unwrap();
+    reader.check_map("x", "", 3, false).unwrap();
     for access in [0, 2, 9] {
-        assert!(reader.check_map("x", "", access).is_err(), "{access}");
+        assert!(
+            reader.check_map("x", "", access, false).is_err(),
+            "{access}"
+        );
     }
-    writer.check_map("w/x", "", 2).unwrap();
-    writer.check_map("", "w/region", 2).unwrap();
-    writer.check_map("", "", 2).unwrap();
-    assert!(writer.check_map("", "region", 2).is_err());
-    assert!(writer.check_map("wx", "", 2).is_err());
+    // Creating a file is writing, whatever the access.
+    assert!(reader.check_map("x", "", 1, true).is_err());
+    writer.check_map("w/x", "", 2, true).unwrap();
+    writer.check_map("", "w/region", 2, false).unwrap();
+    writer.check_map("", "", 2, false).unwrap();
+    assert!(writer.check_map("", "region", 2, false).is_err());
+    assert!(writer.check_map("wx", "", 2, false).is_err());
+    // Only a caller who may map everything follows symlinks.
+    assert_eq!(writer.symlinks(), Symlinks::Refuse);
+    assert_eq!(reader.symlinks(), Symlinks::Follow);
+    assert_eq!(Caller::open().symlinks(), Symlinks::Follow);
     assert!(!reader.sees_all() && !writer.sees_all() && Caller::open().sees_all());
 }

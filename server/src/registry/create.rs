@@ -45,10 +45,11 @@ impl Registry {
         let mut created = None;
         let spec = match path {
             Some(path) => {
-                let opened = self.root.open_file(
+                let opened = self.root.open_file_with(
                     &path,
                     matches!(access, Access::Read | Access::Copy),
                     create,
+                    args.caller.symlinks(),
                 )?;
                 if opened.created {
                     created = Some(opened.path.clone());
