@@ -20,6 +20,8 @@ use crate::{
     registry::{MapArgs, Registry},
 };
 
+mod ops;
+
 /// Data operations touching more bytes than this run on the blocking
 /// pool: a page fault on a cold page can take a disk read, and a big copy
 /// takes milliseconds, either of which would stall every other call on
@@ -510,5 +512,15 @@ impl Mmap for MmapService {
             }
         }
         ok(pb::WriteStreamResponse { written })
+    }
+
+    type PipelineStream = ops::PipelineStream;
+
+    async fn pipeline(
+        &self,
+        req: Request<Streaming<pb::PipelineRequest>>,
+    ) -> Reply<ops::PipelineStream> {
+        let (caller, requests) = split(req)?;
+        ok(self.pipeline_stream(caller, requests))
     }
 }
