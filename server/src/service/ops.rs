@@ -28,14 +28,14 @@ pub(super) type PipelineStream =
 impl MmapService {
     /// Runs `op` on handle `id` for `caller`, exactly as its unary call
     /// does: the caller must own the handle and may need a privilege; big
-    /// or blocking work goes to the blocking pool; bytes are counted.
-    pub(super) async fn apply(&self, caller: &Caller, id: &str, op: Op) -> Result<Value> {
+    /// or blocking work goes to the blocking pool; bytes are counted. A
+    /// reply of more than `max` bytes fails with MESSAGE_TOO_LARGE.
+    pub(super) async fn apply(&self, caller: &Caller, id: &str, op: Op, max: u64) -> Result<Value> {
         if let Some(action) = op.action() {
             caller.check(action)?;
         }
         let handle = self.handle(id, caller)?;
         let written = op.bytes_written();
-        let max = self.max_reply();
         // The mapping's length without the cursor lock: a closed handle
         // fails in the op itself, with the op's own error.
         let value = match op.cost(handle.mapping().len()) {
@@ -54,6 +54,12 @@ impl MmapService {
     /// a client that sends faster is held back by flow control, never
     /// refused. An unreadable request (too large, undecodable) ends the
     /// stream with its status, after the responses before it.
+    ///
+    /// The results of one request share one reply message: each op may
+    /// return what the results before it left of the unary reply limit
+    /// (so the first op of a request has exactly the unary call's limit).
+    /// A response that still ends up over the message limit (a huge batch
+    /// of failing ops) ends the stream with MESSAGE_TOO_LARGE.
     pub(super) fn pipeline_stream(
         &self,
         caller: Caller,
@@ -66,18 +72,30 @@ impl MmapService {
                 // The status layer gives tonic's own statuses (too large,
                 // undecodable) their ErrorInfo on the way out.
                 let request = request?;
+                let limit = service.max_reply();
+                let mut used = 0u64;
                 let mut results = Vec::with_capacity(request.ops.len());
                 for op in request.ops {
                     let result = match op.op {
                         Some(op) => {
                             let (id, op) = op_from_pb(op);
-                            service.apply(&caller, &id, op).await
+                            let max = limit.saturating_sub(used);
+                            service.apply(&caller, &id, op, max).await
                         }
                         None => Err(Error::Protocol("an Op must set one operation".into())),
                     };
-                    results.push(result_to_pb(result));
+                    let result = result_to_pb(result);
+                    // Tag and length prefix of the repeated field.
+                    used += result.encoded_len() as u64 + 6;
+                    results.push(result);
                 }
-                Ok(pb::PipelineResponse { results })
+                let response = pb::PipelineResponse { results };
+                let len = response.encoded_len() as u64;
+                let max = service.limits.max_message_size as u64;
+                if len > max {
+                    return Err(Error::TooLarge { len, max }.into());
+                }
+                Ok(response)
             }
         });
         Box::pin(stream)
