@@ -261,3 +261,54 @@ pub(super) fn status_to_pb(status: &Status) -> tonic_types::Status {
             details: Vec::new(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    #[test]
+    fn reflection_describes_pipeline_and_its_status_type() {
+        let set = prost_types::FileDescriptorSet::decode(mmapd::FILE_DESCRIPTOR_SET).unwrap();
+        let names: Vec<_> = set.file.iter().map(|f| f.name()).collect();
+        // Every import is in the set, so reflection clients can resolve
+        // OpResult.error without knowing googleapis.
+        for needed in [
+            "google/rpc/status.proto",
+            "google/protobuf/any.proto",
+            "mmapd/v1/mmapd.proto",
+        ] {
+            assert!(names.contains(&needed), "{needed} missing from {names:?}");
+        }
+        let mmapd = set.file.iter().find(|f| f.name() == "mmapd/v1/mmapd.proto");
+        let service = &mmapd.unwrap().service[0];
+        let pipeline = service.method.iter().find(|m| m.name() == "Pipeline");
+        let pipeline = pipeline.expect("Pipeline in Mmap");
+        assert!(pipeline.client_streaming() && pipeline.server_streaming());
+    }
+
+    #[test]
+    fn an_errors_proto_status_is_its_unary_status() {
+        let err = Error::PastEnd("seek out of range".into());
+        let status = Status::from(Error::PastEnd("seek out of range".into()));
+        let PbResult::Error(proto) = result_to_pb(Err(err)).result.unwrap() else {
+            panic!("an error result");
+        };
+        assert_eq!(proto.code, Code::OutOfRange as i32);
+        assert_eq!(proto.message, "seek out of range");
+        assert_eq!(proto.details.len(), 1);
+        let back = Status::with_details(
+            Code::from_i32(proto.code),
+            proto.message.clone(),
+            proto.encode_to_vec().into(),
+        );
+        let info = |s: &Status| {
+            let info = s.get_error_details().error_info().cloned().unwrap();
+            (info.reason, info.domain, info.metadata)
+        };
+        assert_eq!(info(&back), info(&status));
+    }
+}
