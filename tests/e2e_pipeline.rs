@@ -514,3 +514,26 @@ async fn each_op_is_checked_against_the_callers_identity() {
     assert_eq!(error(&results[0]).code(), Code::PermissionDenied);
     assert_eq!(results[2], PbResult::Len(pb::LenResponse { length: 10 }));
 }
+
+#[tokio::test]
+async fn a_batch_of_ten_thousand_ops_answers_each_in_place() {
+    let data: Vec<u8> = (0..=255).collect();
+    let mut fx = Fixture::with_file("f", &data).await;
+    let h = fx.map_file("f", Access::Default).await;
+    let (tx, mut rx) = open(&mut fx.c).await;
+    let indices: Vec<i64> = (0..10_000).map(|i| (i * 7919) % 300 - 20).collect();
+    let ops = indices.iter().map(|&i| PbOp::GetItem(rq::get_item(&h, i)));
+    let results = round(&tx, &mut rx, ops).await;
+    for (&i, result) in indices.iter().zip(&results) {
+        match i {
+            -256..=255 => assert_eq!(
+                result,
+                &PbResult::GetItem(pb::GetItemResponse {
+                    value: data[i.rem_euclid(256) as usize].into()
+                }),
+                "m[{i}]"
+            ),
+            _ => assert_eq!(error(result).code(), Code::OutOfRange, "m[{i}]"),
+        }
+    }
+}

@@ -76,6 +76,9 @@ impl MmapService {
                 let mut used = 0u64;
                 let mut results = Vec::with_capacity(request.ops.len());
                 for op in request.ops {
+                    // Most ops run inline; a batch of thousands must still
+                    // let the worker's other tasks run now and then.
+                    tokio::task::coop::consume_budget().await;
                     let result = match op.op {
                         Some(op) => {
                             let (id, op) = op_from_pb(op);
