@@ -1,7 +1,8 @@
 //! Compiles `proto/` into the `mmapd::pb` stubs without a system `protoc`:
 //! `protox` parses the protos in pure Rust, `tonic-prost-build` generates code
 //! from the resulting descriptor set, and the same set is written to OUT_DIR so
-//! the server can offer gRPC reflection.
+//! the server can offer gRPC reflection. `proto/google/rpc/status.proto` is
+//! vendored (Apache-2.0, from googleapis) so the set is self-contained.
 
 use std::{env, fs, path::PathBuf};
 
@@ -22,6 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // `bytes` fields as `bytes::Bytes`, so payloads can be passed along
         // without copying (and later served zero-copy).
         .bytes(".")
+        // The per-op error of Pipeline is tonic-types' `Status` (the same
+        // prost version), so it converts to and from `tonic::Status` details.
+        .extern_path(".google.rpc.Status", "::tonic_types::Status")
         .emit_rerun_if_changed(false)
         .build_client(true)
         .build_server(true)

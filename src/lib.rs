@@ -8,6 +8,9 @@
 //! `AsyncWrite` and `AsyncSeek`. [`Client::connect_with`] takes
 //! [`ConnectOptions`]: TLS (an `https://` endpoint always means TLS), a
 //! client certificate for mTLS, and a bearer token sent with every call.
+//! Many small calls can share one round trip: [`RemoteMmap::batch`] builds a
+//! [`Batch`] whose [`Slot`]s hand back typed results, and
+//! [`RemoteMmap::pipeline`] keeps a `Pipeline` stream open for many batches.
 //!
 //! ```no_run
 //! use mmapd::{Client, MapOptions, Whence};
@@ -30,6 +33,7 @@
 mod client;
 mod error;
 mod io;
+mod pipeline;
 mod remote;
 
 pub use client::{
@@ -37,6 +41,7 @@ pub use client::{
 };
 pub use error::{Error, code_name};
 pub use pb::{Access, Advice, Whence};
+pub use pipeline::{Batch, OpValue, Pipeline, Results, Slot};
 pub use remote::{ReadChunks, RemoteMmap};
 
 /// Generated protobuf messages and tonic stubs for `mmapd.v1`.

@@ -95,7 +95,7 @@ impl RemoteMmap {
 
     /// Brings the server in line with what the caller has seen through the
     /// I/O traits (see `IoState`), then lends the stub for one call.
-    async fn rpc(&mut self) -> Result<&mut MmapClient<Transport>, Error> {
+    pub(crate) async fn rpc(&mut self) -> Result<&mut MmapClient<Transport>, Error> {
         self.settle(true).await?;
         Ok(&mut self.stub)
     }

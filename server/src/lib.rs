@@ -19,6 +19,7 @@ pub mod mapping;
 pub(crate) mod mem;
 pub mod metrics;
 pub mod net;
+pub mod op;
 pub mod paths;
 pub mod quota;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! The gRPC adapter for `mmapd.v1.Mmap`: each method converts the request
 //! to domain arguments, calls the registry or handle, and converts back.
-//! No CPython semantics live here.
+//! The per-handle calls and Pipeline share one dispatch (`ops.rs`). No
+//! CPython semantics live here.
 #![forbid(unsafe_code)]
 
 use std::{collections::VecDeque, pin::Pin, sync::Arc};
@@ -12,13 +13,15 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     Limits,
-    access::{Action, Caller},
+    access::Caller,
     convert::{access_to_pb, at},
     error::{Error, Result},
     handle::{At, Handle},
     layers::split,
     registry::{MapArgs, Registry},
 };
+
+mod ops;
 
 /// Data operations touching more bytes than this run on the blocking
 /// pool: a page fault on a cold page can take a disk read, and a big copy
@@ -71,22 +74,6 @@ impl MmapService {
     /// Largest payload a unary reply may carry, leaving room for framing.
     fn max_reply(&self) -> u64 {
         self.limits.max_reply()
-    }
-
-    async fn find_in(
-        &self,
-        req: Request<pb::FindRequest>,
-        reverse: bool,
-    ) -> Reply<pb::FindResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        // A missing start is the cursor; counting from 0 overestimates.
-        let touched = span(handle.length()?, req.start, req.end);
-        let index = data_op(touched, move || {
-            handle.find(&req.sub, req.start, req.end, reverse)
-        })
-        .await?;
-        ok(pb::FindResponse { index })
     }
 }
 
@@ -154,21 +141,24 @@ async fn data_op<T: Send + 'static>(
     }
 }
 
-/// Bytes a `[start, end)` request may touch in a mapping of `len` bytes
-/// (negative indices count from the end, as in Python).
-fn span(len: u64, start: Option<i64>, end: Option<i64>) -> u64 {
-    let at = |i: i64| {
-        if i < 0 {
-            len.saturating_sub(i.unsigned_abs())
-        } else {
-            (i as u64).min(len)
-        }
-    };
-    let (start, end) = (start.map_or(0, at), end.map_or(len, at));
-    end.saturating_sub(start)
-}
-
 type Reply<T> = Result<Response<T>, Status>;
+
+/// A unary per-handle call: the request becomes its `Op` (the variant of
+/// `pb::op::Op` named `$op`), runs through [`MmapService::apply`] like a
+/// Pipeline op, and its value comes back as the response of the same
+/// variant, so the unary calls and Pipeline cannot drift apart.
+macro_rules! unary {
+    ($self:ident, $req:ident, $op:ident) => {{
+        let (caller, req) = split($req)?;
+        let (id, op) = ops::op_from_pb(pb::op::Op::$op(req));
+        let value = $self.apply(&caller, &id, op, $self.max_reply()).await?;
+        let pb::op_result::Result::$op(response) = ops::value_to_pb(value) else {
+            let bug = concat!(stringify!($op), " answered with another op's value");
+            return Err(Error::Internal(bug.into()).into());
+        };
+        ok(response)
+    }};
+}
 
 fn ok<T>(message: T) -> Reply<T> {
     Ok(Response::new(message))
@@ -250,174 +240,83 @@ impl Mmap for MmapService {
     }
 
     async fn stat(&self, req: Request<pb::StatRequest>) -> Reply<pb::StatResponse> {
-        let (caller, req) = split(req)?;
-        let s = self.handle(&req.handle, &caller)?.stat()?;
-        ok(pb::StatResponse {
-            length: s.length,
-            size: s.size,
-            position: s.position,
-            access: access_to_pb(s.access),
-            name: s.name,
-            path: s.path,
-            offset: s.offset,
-        })
+        unary!(self, req, Stat)
     }
 
     async fn read(&self, req: Request<pb::ReadRequest>) -> Reply<pb::ReadResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        let len = handle.length()?;
-        // A negative n reads to the end, as in Python.
-        let touched = req
-            .n
-            .filter(|&n| n >= 0)
-            .map_or(len, |n| (n as u64).min(len));
-        let max = self.max_reply();
-        let data = data_op(touched, move || handle.read(req.n, max)).await?;
-        self.io.read(data.len());
-        ok(pb::ReadResponse { data: data.into() })
+        unary!(self, req, Read)
     }
 
     async fn read_byte(&self, req: Request<pb::ReadByteRequest>) -> Reply<pb::ReadByteResponse> {
-        let (caller, req) = split(req)?;
-        let value = self.handle(&req.handle, &caller)?.read_byte()?;
-        self.io.read(1);
-        ok(pb::ReadByteResponse {
-            value: value.into(),
-        })
+        unary!(self, req, ReadByte)
     }
 
     async fn read_line(&self, req: Request<pb::ReadLineRequest>) -> Reply<pb::ReadLineResponse> {
-        let (caller, req) = split(req)?;
-        let data = self
-            .handle(&req.handle, &caller)?
-            .readline(self.max_reply())?;
-        self.io.read(data.len());
-        ok(pb::ReadLineResponse { data: data.into() })
+        unary!(self, req, ReadLine)
     }
 
     async fn write(&self, req: Request<pb::WriteRequest>) -> Reply<pb::WriteResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        let data = req.data;
-        let written = data_op(data.len() as u64, move || handle.write(&data)).await?;
-        self.io.written(written as usize);
-        ok(pb::WriteResponse { written })
+        unary!(self, req, Write)
     }
 
     async fn write_byte(&self, req: Request<pb::WriteByteRequest>) -> Reply<pb::WriteByteResponse> {
-        let (caller, req) = split(req)?;
-        self.handle(&req.handle, &caller)?.write_byte(req.value)?;
-        self.io.written(1);
-        ok(pb::WriteByteResponse {})
+        unary!(self, req, WriteByte)
     }
 
     async fn seek(&self, req: Request<pb::SeekRequest>) -> Reply<pb::SeekResponse> {
-        let (caller, req) = split(req)?;
-        let position = self
-            .handle(&req.handle, &caller)?
-            .seek(req.pos, req.whence)?;
-        ok(pb::SeekResponse { position })
+        unary!(self, req, Seek)
     }
 
     async fn tell(&self, req: Request<pb::TellRequest>) -> Reply<pb::TellResponse> {
-        let (caller, req) = split(req)?;
-        let position = self.handle(&req.handle, &caller)?.tell()?;
-        ok(pb::TellResponse { position })
+        unary!(self, req, Tell)
     }
 
     async fn size(&self, req: Request<pb::SizeRequest>) -> Reply<pb::SizeResponse> {
-        let (caller, req) = split(req)?;
-        let size = self.handle(&req.handle, &caller)?.size()?;
-        ok(pb::SizeResponse { size })
+        unary!(self, req, Size)
     }
 
     async fn len(&self, req: Request<pb::LenRequest>) -> Reply<pb::LenResponse> {
-        let (caller, req) = split(req)?;
-        let length = self.handle(&req.handle, &caller)?.length()?;
-        ok(pb::LenResponse { length })
+        unary!(self, req, Len)
     }
 
     async fn find(&self, req: Request<pb::FindRequest>) -> Reply<pb::FindResponse> {
-        self.find_in(req, false).await
+        unary!(self, req, Find)
     }
 
     async fn r_find(&self, req: Request<pb::FindRequest>) -> Reply<pb::FindResponse> {
-        self.find_in(req, true).await
+        unary!(self, req, Rfind)
     }
 
     async fn flush(&self, req: Request<pb::FlushRequest>) -> Reply<pb::FlushResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        caller.check(Action::Flush, handle.mapping().name())?;
-        blocking(move || handle.flush(req.offset, req.size)).await?;
-        ok(pb::FlushResponse {})
+        unary!(self, req, Flush)
     }
 
     async fn r#move(&self, req: Request<pb::MoveRequest>) -> Reply<pb::MoveResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        caller.check(Action::Move, handle.mapping().name())?;
-        handle.move_(req.dest, req.src, req.count)?;
-        ok(pb::MoveResponse {})
+        unary!(self, req, Move)
     }
 
     async fn resize(&self, req: Request<pb::ResizeRequest>) -> Reply<pb::ResizeResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        caller.check(Action::Resize, handle.mapping().name())?;
-        let length = blocking(move || handle.resize(req.new_size)).await?;
-        ok(pb::ResizeResponse { length })
+        unary!(self, req, Resize)
     }
 
     async fn madvise(&self, req: Request<pb::MadviseRequest>) -> Reply<pb::MadviseResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        blocking(move || handle.madvise(req.option, req.start, req.length)).await?;
-        ok(pb::MadviseResponse {})
+        unary!(self, req, Madvise)
     }
 
     async fn get_item(&self, req: Request<pb::GetItemRequest>) -> Reply<pb::GetItemResponse> {
-        let (caller, req) = split(req)?;
-        let value = self.handle(&req.handle, &caller)?.get_item(req.index)?;
-        self.io.read(1);
-        ok(pb::GetItemResponse {
-            value: value.into(),
-        })
+        unary!(self, req, GetItem)
     }
 
     async fn set_item(&self, req: Request<pb::SetItemRequest>) -> Reply<pb::SetItemResponse> {
-        let (caller, req) = split(req)?;
-        self.handle(&req.handle, &caller)?
-            .set_item(req.index, req.value)?;
-        self.io.written(1);
-        ok(pb::SetItemResponse {})
+        unary!(self, req, SetItem)
     }
 
     async fn get_slice(&self, req: Request<pb::GetSliceRequest>) -> Reply<pb::GetSliceResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        let touched = span(handle.length()?, req.start, req.stop);
-        let max = self.max_reply();
-        let data = data_op(touched, move || {
-            handle.get_slice(req.start, req.stop, req.step, max)
-        })
-        .await?;
-        self.io.read(data.len());
-        ok(pb::GetSliceResponse { data: data.into() })
+        unary!(self, req, GetSlice)
     }
 
     async fn set_slice(&self, req: Request<pb::SetSliceRequest>) -> Reply<pb::SetSliceResponse> {
-        let (caller, req) = split(req)?;
-        let handle = self.handle(&req.handle, &caller)?;
-        let n = req.data.len();
-        let data = req.data;
-        data_op(data.len() as u64, move || {
-            handle.set_slice(req.start, req.stop, req.step, &data)
-        })
-        .await?;
-        self.io.written(n);
-        ok(pb::SetSliceResponse {})
+        unary!(self, req, SetSlice)
     }
 
     type ReadStreamStream = ChunkStream;
@@ -510,5 +409,15 @@ impl Mmap for MmapService {
             }
         }
         ok(pb::WriteStreamResponse { written })
+    }
+
+    type PipelineStream = ops::PipelineStream;
+
+    async fn pipeline(
+        &self,
+        req: Request<Streaming<pb::PipelineRequest>>,
+    ) -> Reply<ops::PipelineStream> {
+        let (caller, requests) = split(req)?;
+        ok(self.pipeline_stream(caller, requests))
     }
 }

@@ -1,0 +1,317 @@
+//! The gRPC side of the op vocabulary: `pb::Op` → (handle id, [`Op`]),
+//! [`Value`] → `pb::OpResult`, a domain error → the `google.rpc.Status` the
+//! unary call would have failed with, the single async dispatch
+//! [`MmapService::apply`] (access checks, handle lookup, blocking pool, I/O
+//! counters), and the Pipeline stream built on it.
+#![forbid(unsafe_code)]
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use mmapd::pb::{self, op::Op as PbOp, op_result::Result as PbResult};
+use prost::Message;
+use tonic::{Status, Streaming};
+
+use super::{MmapService, data_op, offload};
+use crate::{
+    access::Caller,
+    convert::access_to_pb,
+    error::{Error, Result},
+    handle::Stat,
+    op::{Cost, Op, Value},
+};
+
+/// The response stream of Pipeline.
+pub(super) type PipelineStream =
+    Pin<Box<dyn Stream<Item = Result<pb::PipelineResponse, Status>> + Send>>;
+
+impl MmapService {
+    /// Runs `op` on handle `id` for `caller`, exactly as its unary call
+    /// does: the caller must own the handle and may need a privilege; big
+    /// or blocking work goes to the blocking pool; bytes are counted. A
+    /// reply of more than `max` bytes fails with MESSAGE_TOO_LARGE.
+    pub(super) async fn apply(&self, caller: &Caller, id: &str, op: Op, max: u64) -> Result<Value> {
+        let handle = self.handle(id, caller)?;
+        if let Some(action) = op.action() {
+            caller.check(action, handle.mapping().name())?;
+        }
+        let written = op.bytes_written();
+        // The mapping's length without the cursor lock: a closed handle
+        // fails in the op itself, with the op's own error.
+        let value = match op.cost(handle.mapping().len()) {
+            Cost::Inline => handle.apply(op, max),
+            Cost::Bytes(n) => data_op(n, move || handle.apply(op, max)).await,
+            Cost::Blocking => offload(move || handle.apply(op, max)).await,
+        }?;
+        self.io.read(value.bytes_read());
+        self.io.written(written);
+        Ok(value)
+    }
+
+    /// Pipeline: one request at a time, in order. The next request is read
+    /// only when the previous response has been handed to the transport,
+    /// so a stream holds one request being run plus what HTTP/2 buffers;
+    /// a client that sends faster is held back by flow control, never
+    /// refused. An unreadable request (too large, undecodable) ends the
+    /// stream with its status, after the responses before it.
+    ///
+    /// The results of one request share one reply message: each op may
+    /// return what the results before it left of the unary reply limit
+    /// (so the first op of a request has exactly the unary call's limit).
+    /// A response that still ends up over the message limit (a huge batch
+    /// of failing ops) ends the stream with MESSAGE_TOO_LARGE.
+    pub(super) fn pipeline_stream(
+        &self,
+        caller: Caller,
+        requests: Streaming<pb::PipelineRequest>,
+    ) -> PipelineStream {
+        let service = self.clone();
+        let stream = requests.then(move |request| {
+            let (service, caller) = (service.clone(), caller.clone());
+            async move {
+                // The status layer gives tonic's own statuses (too large,
+                // undecodable) their ErrorInfo on the way out.
+                let request = request?;
+                let limit = service.max_reply();
+                let mut used = 0u64;
+                let mut results = Vec::with_capacity(request.ops.len());
+                for op in request.ops {
+                    // Most ops run inline; a batch of thousands must still
+                    // let the worker's other tasks run now and then.
+                    tokio::task::coop::consume_budget().await;
+                    let result = match op.op {
+                        Some(op) => {
+                            let (id, op) = op_from_pb(op);
+                            let max = limit.saturating_sub(used);
+                            service.apply(&caller, &id, op, max).await
+                        }
+                        None => Err(Error::Protocol("an Op must set one operation".into())),
+                    };
+                    let result = result_to_pb(result);
+                    // Tag and length prefix of the repeated field.
+                    used += result.encoded_len() as u64 + 6;
+                    results.push(result);
+                }
+                let response = pb::PipelineResponse { results };
+                let len = response.encoded_len() as u64;
+                let max = service.limits.max_message_size as u64;
+                if len > max {
+                    return Err(Error::TooLarge { len, max }.into());
+                }
+                Ok(response)
+            }
+        });
+        Box::pin(stream)
+    }
+}
+
+/// A wire op → the handle it names and the domain op.
+pub(super) fn op_from_pb(op: PbOp) -> (String, Op) {
+    match op {
+        PbOp::Read(r) => (r.handle, Op::Read { n: r.n }),
+        PbOp::ReadByte(r) => (r.handle, Op::ReadByte),
+        PbOp::ReadLine(r) => (r.handle, Op::ReadLine),
+        PbOp::Write(r) => (r.handle, Op::Write { data: r.data }),
+        PbOp::WriteByte(r) => (r.handle, Op::WriteByte { value: r.value }),
+        PbOp::Seek(r) => (
+            r.handle,
+            Op::Seek {
+                pos: r.pos,
+                whence: r.whence,
+            },
+        ),
+        PbOp::Tell(r) => (r.handle, Op::Tell),
+        PbOp::Size(r) => (r.handle, Op::Size),
+        PbOp::Len(r) => (r.handle, Op::Len),
+        PbOp::Find(r) => (
+            r.handle,
+            Op::Find {
+                sub: r.sub,
+                start: r.start,
+                end: r.end,
+            },
+        ),
+        PbOp::Rfind(r) => (
+            r.handle,
+            Op::RFind {
+                sub: r.sub,
+                start: r.start,
+                end: r.end,
+            },
+        ),
+        PbOp::Flush(r) => (
+            r.handle,
+            Op::Flush {
+                offset: r.offset,
+                size: r.size,
+            },
+        ),
+        PbOp::Move(r) => (
+            r.handle,
+            Op::Move {
+                dest: r.dest,
+                src: r.src,
+                count: r.count,
+            },
+        ),
+        PbOp::Resize(r) => (
+            r.handle,
+            Op::Resize {
+                new_size: r.new_size,
+            },
+        ),
+        PbOp::Madvise(r) => (
+            r.handle,
+            Op::Madvise {
+                option: r.option,
+                start: r.start,
+                length: r.length,
+            },
+        ),
+        PbOp::GetItem(r) => (r.handle, Op::GetItem { index: r.index }),
+        PbOp::SetItem(r) => (
+            r.handle,
+            Op::SetItem {
+                index: r.index,
+                value: r.value,
+            },
+        ),
+        PbOp::GetSlice(r) => (
+            r.handle,
+            Op::GetSlice {
+                start: r.start,
+                stop: r.stop,
+                step: r.step,
+            },
+        ),
+        PbOp::SetSlice(r) => (
+            r.handle,
+            Op::SetSlice {
+                start: r.start,
+                stop: r.stop,
+                step: r.step,
+                data: r.data,
+            },
+        ),
+        PbOp::Stat(r) => (r.handle, Op::Stat),
+    }
+}
+
+/// A handle's description on the wire.
+pub(super) fn stat_to_pb(s: Stat) -> pb::StatResponse {
+    pb::StatResponse {
+        length: s.length,
+        size: s.size,
+        position: s.position,
+        access: access_to_pb(s.access),
+        name: s.name,
+        path: s.path,
+        offset: s.offset,
+    }
+}
+
+/// A value → the response of the call that produced it.
+pub(super) fn value_to_pb(value: Value) -> PbResult {
+    match value {
+        Value::Read(data) => PbResult::Read(pb::ReadResponse { data: data.into() }),
+        Value::ReadByte(value) => PbResult::ReadByte(pb::ReadByteResponse {
+            value: value.into(),
+        }),
+        Value::ReadLine(data) => PbResult::ReadLine(pb::ReadLineResponse { data: data.into() }),
+        Value::Write(written) => PbResult::Write(pb::WriteResponse { written }),
+        Value::WriteByte => PbResult::WriteByte(pb::WriteByteResponse {}),
+        Value::Seek(position) => PbResult::Seek(pb::SeekResponse { position }),
+        Value::Tell(position) => PbResult::Tell(pb::TellResponse { position }),
+        Value::Size(size) => PbResult::Size(pb::SizeResponse { size }),
+        Value::Len(length) => PbResult::Len(pb::LenResponse { length }),
+        Value::Find(index) => PbResult::Find(pb::FindResponse { index }),
+        Value::RFind(index) => PbResult::Rfind(pb::FindResponse { index }),
+        Value::Flush => PbResult::Flush(pb::FlushResponse {}),
+        Value::Move => PbResult::Move(pb::MoveResponse {}),
+        Value::Resize(length) => PbResult::Resize(pb::ResizeResponse { length }),
+        Value::Madvise => PbResult::Madvise(pb::MadviseResponse {}),
+        Value::GetItem(value) => PbResult::GetItem(pb::GetItemResponse {
+            value: value.into(),
+        }),
+        Value::SetItem => PbResult::SetItem(pb::SetItemResponse {}),
+        Value::GetSlice(data) => PbResult::GetSlice(pb::GetSliceResponse { data: data.into() }),
+        Value::SetSlice => PbResult::SetSlice(pb::SetSliceResponse {}),
+        Value::Stat(stat) => PbResult::Stat(stat_to_pb(stat)),
+    }
+}
+
+/// An op's outcome → its wire result; an error becomes the very status
+/// (code, message, one ErrorInfo) its unary call would have returned.
+pub(super) fn result_to_pb(result: Result<Value>) -> pb::OpResult {
+    let result = match result {
+        Ok(value) => value_to_pb(value),
+        Err(err) => PbResult::Error(status_to_pb(&Status::from(err))),
+    };
+    pb::OpResult {
+        result: Some(result),
+    }
+}
+
+/// A tonic status → `google.rpc.Status`. The details of a status made
+/// with ErrorInfo are already that message, encoded.
+pub(super) fn status_to_pb(status: &Status) -> tonic_types::Status {
+    tonic_types::Status::decode(status.details())
+        .ok()
+        .filter(|decoded| decoded.code == status.code() as i32)
+        .unwrap_or_else(|| tonic_types::Status {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            details: Vec::new(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    #[test]
+    fn reflection_describes_pipeline_and_its_status_type() {
+        let set = prost_types::FileDescriptorSet::decode(mmapd::FILE_DESCRIPTOR_SET).unwrap();
+        let names: Vec<_> = set.file.iter().map(|f| f.name()).collect();
+        // Every import is in the set, so reflection clients can resolve
+        // OpResult.error without knowing googleapis.
+        for needed in [
+            "google/rpc/status.proto",
+            "google/protobuf/any.proto",
+            "mmapd/v1/mmapd.proto",
+        ] {
+            assert!(names.contains(&needed), "{needed} missing from {names:?}");
+        }
+        let mmapd = set.file.iter().find(|f| f.name() == "mmapd/v1/mmapd.proto");
+        let service = &mmapd.unwrap().service[0];
+        let pipeline = service.method.iter().find(|m| m.name() == "Pipeline");
+        let pipeline = pipeline.expect("Pipeline in Mmap");
+        assert!(pipeline.client_streaming() && pipeline.server_streaming());
+    }
+
+    #[test]
+    fn an_errors_proto_status_is_its_unary_status() {
+        let err = Error::PastEnd("seek out of range".into());
+        let status = Status::from(Error::PastEnd("seek out of range".into()));
+        let PbResult::Error(proto) = result_to_pb(Err(err)).result.unwrap() else {
+            panic!("an error result");
+        };
+        assert_eq!(proto.code, Code::OutOfRange as i32);
+        assert_eq!(proto.message, "seek out of range");
+        assert_eq!(proto.details.len(), 1);
+        let back = Status::with_details(
+            Code::from_i32(proto.code),
+            proto.message.clone(),
+            proto.encode_to_vec().into(),
+        );
+        let info = |s: &Status| {
+            let info = s.get_error_details().error_info().cloned().unwrap();
+            (info.reason, info.domain, info.metadata)
+        };
+        assert_eq!(info(&back), info(&status));
+    }
+}
