@@ -12,6 +12,15 @@
 //! open map (by `GetSlice` or a positional `ReadStream`), its `Stat`, and the
 //! bytes of every file on disk are compared too.
 //!
+//! A second in-process mmapd, on its own copy of the files, gets the same
+//! operations through one `Pipeline` stream, in `PipelineRequest`s of 1 to
+//! 32 ops (seeded; a `Map` or `Close`, which are not Pipeline ops and go by
+//! their unary calls, or a checkpoint sends a request early). Each op's
+//! result there must equal the unary call's: the value, or the status code,
+//! message and ErrorInfo reason and metadata. Its maps and files are
+//! compared with CPython's at the same checkpoints. A default run sends at
+//! least 1,000 ops through Pipeline.
+//!
 //! `MMAPD_DIFF_SEED` replays a seed (it is printed, and every failure names
 //! it); `MMAPD_DIFF_OPS` changes the number of operations (default 3,000);
 //! `MMAPD_DIFF_TRACE=1` prints every operation before it runs, for a replay
@@ -76,6 +85,7 @@ use std::{
     time::Instant,
 };
 
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use tonic::Code;
 
 use crate::{
@@ -95,6 +105,15 @@ const KEEP_ALIVE_EVERY: usize = 500;
 const HISTORY: usize = 10;
 /// `ReadStream` chunk sizes used by the checkpoints (0 is the default).
 const CHUNK_SIZES: [u32; 4] = [0, 100, 1000, 4096];
+/// The largest `PipelineRequest`, in ops; each batch's size is drawn from
+/// 1 to this (a `Map`, a `Close` or a checkpoint sends a batch early).
+const MAX_BATCH: usize = 32;
+/// Reply bytes one batch may expect: far under the message limit, so that
+/// no op of a batch fails for the size of the results before it (which is
+/// Pipeline's rule, and no unary call has it).
+const BATCH_REPLY_BYTES: usize = 8 << 20;
+/// Ops a default run must send through Pipeline.
+const MIN_PIPELINED: usize = 1_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mmapd_matches_cpython() {
@@ -105,6 +124,7 @@ async fn mmapd_matches_cpython() {
     let started = Instant::now();
 
     let server_dir = tempfile::tempdir().expect("server data root");
+    let piped_dir = tempfile::tempdir().expect("Pipeline server data root");
     let oracle_dir = tempfile::tempdir().expect("oracle data dir");
     let oracle = Oracle::spawn(oracle_dir.path()).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     let hello = oracle.hello.clone();
@@ -116,7 +136,7 @@ async fn mmapd_matches_cpython() {
     let mut file_sizes = BTreeMap::new();
     for (name, len) in test_files(hello.pagesize) {
         let data = generator.file_contents(len);
-        for dir in [server_dir.path(), oracle_dir.path()] {
+        for dir in [server_dir.path(), piped_dir.path(), oracle_dir.path()] {
             std::fs::write(dir.join(name), &data).expect("write a test file");
         }
         file_sizes.insert(name.to_string(), i64::try_from(len).expect("small file"));
@@ -124,6 +144,11 @@ async fn mmapd_matches_cpython() {
     let server = Server::start(server_dir.path())
         .await
         .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let piped = Server::start(piped_dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let mut batch_rng = StdRng::seed_from_u64(seed ^ 0x5069_7065_6c69_6e65);
+    let batch_size = batch_rng.random_range(1..=MAX_BATCH);
 
     let mut run = Run {
         seed,
@@ -132,6 +157,13 @@ async fn mmapd_matches_cpython() {
         oracle,
         server,
         server_dir: server_dir.path().to_path_buf(),
+        piped,
+        piped_dir: piped_dir.path().to_path_buf(),
+        pending: Vec::new(),
+        batch_rng,
+        batch_size,
+        pipelined: 0,
+        batches: 0,
         oracle_dir: oracle_dir.path().to_path_buf(),
         history: VecDeque::new(),
         stats: BTreeMap::new(),
@@ -145,17 +177,28 @@ async fn mmapd_matches_cpython() {
             run.checkpoint(index).await;
         }
         if (index + 1) % KEEP_ALIVE_EVERY == 0 {
-            let renewed = run.server.keep_alive().await;
-            renewed.unwrap_or_else(|e| run.fail(index, &format!("KeepAlive: {e}")));
+            for piped in [false, true] {
+                let renewed = run.side(piped).0.keep_alive().await;
+                renewed.unwrap_or_else(|e| run.fail(index, &format!("KeepAlive: {e}")));
+            }
         }
     }
     run.checkpoint(ops).await;
     run.print_stats(started);
-    let Run { server, .. } = run;
-    server
-        .stop()
-        .await
-        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    if ops >= DEFAULT_OPS {
+        assert!(
+            run.pipelined >= MIN_PIPELINED,
+            "seed {seed}: only {} ops went through Pipeline",
+            run.pipelined
+        );
+    }
+    let Run { server, piped, .. } = run;
+    for server in [server, piped] {
+        server
+            .stop()
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
 }
 
 /// The test files, by name and size: empty, under a page, exactly a page,
@@ -200,8 +243,24 @@ struct Run {
     generator: Gen,
     model: Model,
     oracle: Oracle,
+    /// The server every op is sent to by its unary call.
     server: Server,
     server_dir: PathBuf,
+    /// A second server, on its own copy of the files, that gets the same
+    /// ops through one Pipeline stream (`Map` and `Close`, which are not
+    /// Pipeline ops, by their unary calls). Each of its answers must equal
+    /// the unary server's, status code, message and ErrorInfo included.
+    piped: Server,
+    piped_dir: PathBuf,
+    /// Ops waiting for the next `PipelineRequest`, with their op number
+    /// and the unary server's answer.
+    pending: Vec<(usize, Op, Answer)>,
+    batch_rng: StdRng,
+    /// The size at which `pending` is sent.
+    batch_size: usize,
+    /// Ops and requests sent through Pipeline so far.
+    pipelined: usize,
+    batches: usize,
     oracle_dir: PathBuf,
     history: VecDeque<String>,
     stats: BTreeMap<&'static str, Counts>,
@@ -302,9 +361,9 @@ impl Run {
             return;
         };
         if matches!(op.call, Call::Map { .. }) {
-            self.check_stat(index, op.id, &map).await;
+            self.check_stat(index, op.id, &map, false).await;
         } else if let (Call::Flush { .. }, Some(path)) = (&op.call, &map.path) {
-            self.compare_file(index, path);
+            self.compare_file(index, path, false);
         }
     }
 
@@ -317,7 +376,7 @@ impl Run {
         } else {
             format!("differential-{}-{}", self.seed, op.id)
         };
-        match self.server.exec(op, &name).await {
+        let answer = match self.server.exec(op, &name).await {
             Ok(answer) => answer,
             Err(violation) => {
                 let target = self.target(op);
@@ -326,6 +385,90 @@ impl Run {
                 );
                 self.fail(index, &what)
             }
+        };
+        self.pipe(index, op, &name, &answer).await;
+        answer
+    }
+
+    /// Sends `op` to the Pipeline server: queued for the next batch, or
+    /// (`Map`, `Close`) after the queue and by its unary call. Its answer
+    /// must be the unary server's `answer`.
+    async fn pipe(&mut self, index: usize, op: &Op, name: &str, answer: &Answer) {
+        if matches!(op.call, Call::Map { .. } | Call::Close) {
+            self.send_batch(index).await;
+            let piped = self.piped.exec(op, name).await;
+            let piped = piped.unwrap_or_else(|e| {
+                self.fail(index, &format!("op {op} on the Pipeline server: {e}"))
+            });
+            if piped != *answer {
+                self.fail(
+                    index,
+                    &format!(
+                        "op {op} answered differently on the Pipeline server (by its unary call)\n  first server: {}\n  second:       {}",
+                        show_answer(answer),
+                        show_answer(&piped)
+                    ),
+                );
+            }
+            return;
+        }
+        let reply_bytes = |a: &Answer| match a {
+            Ok(Val::Bytes(b)) => b.len(),
+            _ => 0,
+        };
+        let queued: usize = self.pending.iter().map(|(_, _, a)| reply_bytes(a)).sum();
+        if queued + reply_bytes(answer) > BATCH_REPLY_BYTES {
+            self.send_batch(index).await;
+        }
+        self.pending.push((index, op.clone(), answer.clone()));
+        if self.pending.len() >= self.batch_size {
+            self.send_batch(index).await;
+        }
+    }
+
+    /// Sends the queued ops as one `PipelineRequest` and compares each
+    /// result with the unary answer, then draws the next batch size.
+    async fn send_batch(&mut self, index: usize) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let ops: Vec<&Op> = pending.iter().map(|(_, op, _)| op).collect();
+        let answers = self.piped.pipeline(&ops).await.unwrap_or_else(|e| {
+            self.fail(
+                index,
+                &format!(
+                    "Pipeline request of {} ops (op #{} first): {e}",
+                    ops.len(),
+                    pending[0].0
+                ),
+            )
+        });
+        for (k, ((at, op, unary), piped)) in pending.iter().zip(&answers).enumerate() {
+            if piped != unary {
+                self.fail(
+                    index,
+                    &format!(
+                        "op #{at} {op}\n  answered differently through Pipeline (op {} of a request of {})\n  unary:    {}\n  Pipeline: {}",
+                        k + 1,
+                        ops.len(),
+                        show_answer(unary),
+                        show_answer(piped)
+                    ),
+                );
+            }
+        }
+        self.pipelined += pending.len();
+        self.batches += 1;
+        self.batch_size = self.batch_rng.random_range(1..=MAX_BATCH);
+    }
+
+    /// The unary server and its data root, or the Pipeline server and its.
+    fn side(&mut self, piped: bool) -> (&mut Server, &Path) {
+        if piped {
+            (&mut self.piped, &self.piped_dir)
+        } else {
+            (&mut self.server, &self.server_dir)
         }
     }
 
@@ -336,8 +479,10 @@ impl Run {
             .map_or_else(|| "a new map".to_string(), describe)
     }
 
-    /// Compares every open map's contents and `Stat`, then every file.
+    /// Compares every open map's contents and `Stat`, then every file, on
+    /// both servers (the Pipeline server once its queue is sent).
     async fn checkpoint(&mut self, index: usize) {
+        self.send_batch(index).await;
         self.checkpoints += 1;
         for id in self.model.open_ids() {
             let map = self.model.maps[&id].clone();
@@ -353,35 +498,38 @@ impl Run {
             };
             let chunk = (self.checkpoints + id) % (CHUNK_SIZES.len() + 1);
             let via = CHUNK_SIZES.get(chunk).copied();
-            let got = self
-                .server
-                .contents(id, via)
-                .await
-                .unwrap_or_else(|e| self.fail(index, &e));
-            if got != expected {
-                let how = via.map_or("GetSlice".to_string(), |c| {
-                    format!("ReadStream(chunk_size={c})")
-                });
-                let what = format!("contents of map {id} ({}) by {how}", describe(&map));
-                self.fail(index, &bytes_mismatch(&what, &expected, &got));
+            for piped in [false, true] {
+                let got = self.side(piped).0.contents(id, via).await;
+                let got = got.unwrap_or_else(|e| self.fail(index, &e));
+                if got != expected {
+                    let how = via.map_or("GetSlice".to_string(), |c| {
+                        format!("ReadStream(chunk_size={c})")
+                    });
+                    let what = format!(
+                        "contents of map {id} ({}) by {how}{}",
+                        describe(&map),
+                        on_side(piped)
+                    );
+                    self.fail(index, &bytes_mismatch(&what, &expected, &got));
+                }
+                self.check_stat(index, id, &map, piped).await;
             }
-            self.check_stat(index, id, &map).await;
         }
         let names: Vec<String> = self.model.file_sizes.keys().cloned().collect();
         for name in names {
-            self.compare_file(index, &name);
+            for piped in [false, true] {
+                self.compare_file(index, &name, piped);
+            }
         }
     }
 
-    async fn check_stat(&mut self, index: usize, id: usize, map: &MapModel) {
-        let stat = self
-            .server
-            .stat(id)
-            .await
-            .unwrap_or_else(|e| self.fail(index, &e));
+    async fn check_stat(&mut self, index: usize, id: usize, map: &MapModel, piped: bool) {
+        let (server, dir) = self.side(piped);
+        let (stat, dir) = (server.stat(id).await, dir.to_path_buf());
+        let stat = stat.unwrap_or_else(|e| self.fail(index, &e));
         let size = match &map.path {
             None => i128::from(map.len),
-            Some(path) => match std::fs::metadata(self.server_dir.join(path)) {
+            Some(path) => match std::fs::metadata(dir.join(path)) {
                 Ok(meta) => i128::from(meta.len()),
                 Err(e) => self.fail(index, &format!("stat {path}: {e}")),
             },
@@ -391,7 +539,7 @@ impl Run {
             size,
             i128::from(map.pos),
             map.access,
-            self.server.name(id).unwrap_or_default().to_string(),
+            self.side(piped).0.name(id).unwrap_or_default().to_string(),
             map.path.clone().unwrap_or_default(),
             i128::from(map.offset),
         );
@@ -408,24 +556,28 @@ impl Run {
             self.fail(
                 index,
                 &format!(
-                    "Stat of map {id} ({}): (length, size, position, access, name, path, offset)\n  expected {expected:?}\n  got      {got:?}",
-                    describe(map)
+                    "Stat of map {id} ({}){}: (length, size, position, access, name, path, offset)\n  expected {expected:?}\n  got      {got:?}",
+                    describe(map),
+                    on_side(piped)
                 ),
             );
         }
     }
 
-    fn compare_file(&self, index: usize, name: &str) {
+    fn compare_file(&self, index: usize, name: &str, piped: bool) {
         let read = |dir: &Path| {
             std::fs::read(dir.join(name))
                 .unwrap_or_else(|e| self.fail(index, &format!("read {name}: {e}")))
         };
-        let (expected, got) = (read(&self.oracle_dir), read(&self.server_dir));
+        let dir = if piped {
+            &self.piped_dir
+        } else {
+            &self.server_dir
+        };
+        let (expected, got) = (read(&self.oracle_dir), read(dir));
         if expected != got {
-            self.fail(
-                index,
-                &bytes_mismatch(&format!("file {name:?} on disk"), &expected, &got),
-            );
+            let what = format!("file {name:?} on disk{}", on_side(piped));
+            self.fail(index, &bytes_mismatch(&what, &expected, &got));
         }
     }
 
@@ -474,7 +626,7 @@ impl Run {
             println!("  {note}: {n}");
         }
         println!(
-            "differential: seed {} passed: {} ok, {} errors, {} deviations, {} skipped, {} checkpoints, {} maps in {:.1?}",
+            "differential: seed {} passed: {} ok, {} errors, {} deviations, {} skipped, {} checkpoints, {} maps, {} ops in {} Pipeline requests in {:.1?}",
             self.seed,
             total.ok,
             total.err,
@@ -482,6 +634,8 @@ impl Run {
             total.skipped,
             self.checkpoints,
             self.model.maps.len(),
+            self.pipelined,
+            self.batches,
             started.elapsed(),
         );
     }
@@ -530,6 +684,11 @@ fn is_refused_advice(op: &Op) -> bool {
     matches!(op.call, Call::Madvise { option, .. } if REFUSED_ADVICE.contains(&option))
 }
 
+/// Names the Pipeline server in a failure about it.
+fn on_side(piped: bool) -> &'static str {
+    if piped { " on the Pipeline server" } else { "" }
+}
+
 fn describe(map: &MapModel) -> String {
     let what = map
         .path
@@ -545,7 +704,10 @@ fn describe(map: &MapModel) -> String {
 fn show_answer(answer: &Answer) -> String {
     match answer {
         Ok(val) => format!("Ok({val})"),
-        Err(failure) => format!("Err({}) [code {:?}]", failure.err, failure.code),
+        Err(failure) => format!(
+            "Err({}) [code {:?}, reason {}, metadata {:?}]",
+            failure.err, failure.code, failure.reason, failure.metadata
+        ),
     }
 }
 

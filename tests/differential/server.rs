@@ -1,5 +1,8 @@
 //! Driver of the server side: a real mmapd started in-process on
-//! `127.0.0.1:0`, spoken to over gRPC with the raw `mmapd::pb` stubs.
+//! `127.0.0.1:0`, spoken to over gRPC with the raw `mmapd::pb` stubs, by
+//! unary calls or by `PipelineRequest`s on one Pipeline stream. Both build
+//! the same wire request from a [`Call`] (`wire_op`) and read the same
+//! result back (`answer`).
 //!
 //! Every reply is turned into the same [`Outcome`] the oracle produces. An
 //! error status must carry exactly one `ErrorInfo` of domain "mmapd" whose
@@ -7,16 +10,20 @@
 //! violation, reported as `Err(String)` by the methods here.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     future::Future,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use mmapd::pb::{self, mmap_client::MmapClient};
-use tokio::{sync::oneshot, task::JoinHandle};
-use tokio_stream::StreamExt;
-use tonic::{Code, Response, Status, transport::Channel};
+use mmapd::pb::{self, mmap_client::MmapClient, op::Op as PbOp, op_result::Result as PbResult};
+use prost::Message;
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use tokio_stream::{StreamExt, wrappers::UnboundedReceiverStream};
+use tonic::{Code, Response, Status, Streaming, transport::Channel};
 use tonic_types::{ErrorDetail, StatusExt};
 
 use crate::ops::{Call, Op, Outcome, PyErr, Val};
@@ -29,12 +36,17 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 const SESSION_TTL_SECONDS: u32 = 300;
 
 /// A failed call as the server reported it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     /// The gRPC status code.
     pub code: Code,
     /// The Python exception it stands for.
     pub err: PyErr,
+    /// The ErrorInfo's reason and metadata as sent, so that the unary and
+    /// the Pipeline answers are compared in full, not only as Python sees
+    /// them.
+    pub reason: String,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// The server's answer to an [`Op`].
@@ -58,6 +70,11 @@ pub struct Server {
     session: String,
     /// Server handle and registry name of each map the test created.
     handles: HashMap<usize, Registered>,
+    /// The Pipeline stream, once [`Server::pipeline`] opened it.
+    pipe: Option<(
+        mpsc::UnboundedSender<pb::PipelineRequest>,
+        Streaming<pb::PipelineResponse>,
+    )>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>,
 }
@@ -98,6 +115,7 @@ impl Server {
             client,
             session,
             handles: HashMap::new(),
+            pipe: None,
             shutdown,
             task,
         })
@@ -116,6 +134,16 @@ impl Server {
 
     /// Closes the session, stops the server and checks that it exited cleanly.
     pub async fn stop(mut self) -> Result<(), String> {
+        // An open stream would hold the graceful shutdown: end it first.
+        if let Some((requests, mut responses)) = self.pipe.take() {
+            drop(requests);
+            let ended = tokio::time::timeout(RPC_TIMEOUT, responses.next()).await;
+            match ended {
+                Ok(None) => {}
+                Ok(Some(extra)) => return Err(format!("Pipeline answered no request: {extra:?}")),
+                Err(_) => return Err("the Pipeline stream did not end".into()),
+            }
+        }
         let request = pb::CloseSessionRequest {
             session_id: self.session.clone(),
         };
@@ -147,152 +175,79 @@ impl Server {
         }
         let handle = self.handle(op.id)?;
         let c = &mut self.client;
-        let result = match &op.call {
-            Call::Map { .. } => unreachable!("handled above"),
-            Call::Close => rpc(c.close(pb::CloseRequest { handle }))
-                .await?
-                .map(|_| Val::None),
-            Call::Read { n } => rpc(c.read(pb::ReadRequest { handle, n: *n }))
-                .await?
-                .map(|r| Val::Bytes(r.data.to_vec())),
-            Call::ReadByte => rpc(c.read_byte(pb::ReadByteRequest { handle }))
-                .await?
-                .map(|r| int(r.value)),
-            Call::ReadLine => rpc(c.read_line(pb::ReadLineRequest { handle }))
-                .await?
-                .map(|r| Val::Bytes(r.data.to_vec())),
-            Call::Write { data } => {
-                let request = pb::WriteRequest {
-                    handle,
-                    data: data.clone().into(),
-                };
-                rpc(c.write(request)).await?.map(|r| int(r.written))
-            }
-            Call::WriteByte { value } => {
-                let request = pb::WriteByteRequest {
-                    handle,
-                    value: *value,
-                };
-                rpc(c.write_byte(request)).await?.map(|_| Val::None)
-            }
-            Call::Seek { pos, whence } => {
-                let request = pb::SeekRequest {
-                    handle,
-                    pos: *pos,
-                    whence: *whence,
-                };
-                rpc(c.seek(request)).await?.map(|r| int(r.position))
-            }
-            Call::Tell => rpc(c.tell(pb::TellRequest { handle }))
-                .await?
-                .map(|r| int(r.position)),
-            Call::Size => rpc(c.size(pb::SizeRequest { handle }))
-                .await?
-                .map(|r| int(r.size)),
-            Call::Len => rpc(c.len(pb::LenRequest { handle }))
-                .await?
-                .map(|r| int(r.length)),
-            Call::Find { sub, start, end } => {
-                let request = pb::FindRequest {
-                    handle,
-                    sub: sub.clone().into(),
-                    start: *start,
-                    end: *end,
-                };
-                rpc(c.find(request)).await?.map(|r| int(r.index))
-            }
-            Call::Rfind { sub, start, end } => {
-                let request = pb::FindRequest {
-                    handle,
-                    sub: sub.clone().into(),
-                    start: *start,
-                    end: *end,
-                };
-                rpc(c.r_find(request)).await?.map(|r| int(r.index))
-            }
-            Call::Flush { offset, size } => {
-                let request = pb::FlushRequest {
-                    handle,
-                    offset: *offset,
-                    size: *size,
-                };
-                rpc(c.flush(request)).await?.map(|_| Val::None)
-            }
-            Call::Move { dest, src, count } => {
-                let request = pb::MoveRequest {
-                    handle,
-                    dest: *dest,
-                    src: *src,
-                    count: *count,
-                };
-                rpc(c.r#move(request)).await?.map(|_| Val::None)
-            }
-            Call::Resize { new_size } => {
-                let request = pb::ResizeRequest {
-                    handle,
-                    new_size: *new_size,
-                };
-                rpc(c.resize(request)).await?.map(|r| int(r.length))
-            }
-            Call::Madvise {
-                option,
-                start,
-                length,
-            } => {
-                let request = pb::MadviseRequest {
-                    handle,
-                    option: *option,
-                    start: *start,
-                    length: *length,
-                };
-                rpc(c.madvise(request)).await?.map(|_| Val::None)
-            }
-            Call::GetItem { index } => {
-                let request = pb::GetItemRequest {
-                    handle,
-                    index: *index,
-                };
-                rpc(c.get_item(request)).await?.map(|r| int(r.value))
-            }
-            Call::SetItem { index, value } => {
-                let request = pb::SetItemRequest {
-                    handle,
-                    index: *index,
-                    value: *value,
-                };
-                rpc(c.set_item(request)).await?.map(|_| Val::None)
-            }
-            Call::GetSlice { start, stop, step } => {
-                let request = pb::GetSliceRequest {
-                    handle,
-                    start: *start,
-                    stop: *stop,
-                    step: *step,
-                };
-                rpc(c.get_slice(request))
-                    .await?
-                    .map(|r| Val::Bytes(r.data.to_vec()))
-            }
-            Call::SetSlice {
-                start,
-                stop,
-                step,
-                data,
-            } => {
-                let request = pb::SetSliceRequest {
-                    handle,
-                    start: *start,
-                    stop: *stop,
-                    step: *step,
-                    data: data.clone().into(),
-                };
-                rpc(c.set_slice(request)).await?.map(|_| Val::None)
-            }
+        let Some(request) = wire_op(&op.call, handle.clone()) else {
+            // Close is no Pipeline op: it ends the handle the ops name.
+            return match rpc(c.close(pb::CloseRequest { handle })).await? {
+                Ok(_) => Ok(Ok(Val::None)),
+                Err(status) => failure(&status).map(Err),
+            };
+        };
+        let result = match request {
+            PbOp::Read(r) => rpc(c.read(r)).await?.map(PbResult::Read),
+            PbOp::ReadByte(r) => rpc(c.read_byte(r)).await?.map(PbResult::ReadByte),
+            PbOp::ReadLine(r) => rpc(c.read_line(r)).await?.map(PbResult::ReadLine),
+            PbOp::Write(r) => rpc(c.write(r)).await?.map(PbResult::Write),
+            PbOp::WriteByte(r) => rpc(c.write_byte(r)).await?.map(PbResult::WriteByte),
+            PbOp::Seek(r) => rpc(c.seek(r)).await?.map(PbResult::Seek),
+            PbOp::Tell(r) => rpc(c.tell(r)).await?.map(PbResult::Tell),
+            PbOp::Size(r) => rpc(c.size(r)).await?.map(PbResult::Size),
+            PbOp::Len(r) => rpc(c.len(r)).await?.map(PbResult::Len),
+            PbOp::Find(r) => rpc(c.find(r)).await?.map(PbResult::Find),
+            PbOp::Rfind(r) => rpc(c.r_find(r)).await?.map(PbResult::Rfind),
+            PbOp::Flush(r) => rpc(c.flush(r)).await?.map(PbResult::Flush),
+            PbOp::Move(r) => rpc(c.r#move(r)).await?.map(PbResult::Move),
+            PbOp::Resize(r) => rpc(c.resize(r)).await?.map(PbResult::Resize),
+            PbOp::Madvise(r) => rpc(c.madvise(r)).await?.map(PbResult::Madvise),
+            PbOp::GetItem(r) => rpc(c.get_item(r)).await?.map(PbResult::GetItem),
+            PbOp::SetItem(r) => rpc(c.set_item(r)).await?.map(PbResult::SetItem),
+            PbOp::GetSlice(r) => rpc(c.get_slice(r)).await?.map(PbResult::GetSlice),
+            PbOp::SetSlice(r) => rpc(c.set_slice(r)).await?.map(PbResult::SetSlice),
+            PbOp::Stat(r) => rpc(c.stat(r)).await?.map(PbResult::Stat),
         };
         match result {
-            Ok(val) => Ok(Ok(val)),
+            Ok(result) => answer(result),
             Err(status) => failure(&status).map(Err),
         }
+    }
+
+    /// Runs `ops` (none of them a `Map` or `Close`) as one `PipelineRequest`
+    /// on this server's Pipeline stream, opened on first use and kept for
+    /// the whole run, and returns one answer per op, in order.
+    pub async fn pipeline(&mut self, ops: &[&Op]) -> Result<Vec<Answer>, String> {
+        let mut request = pb::PipelineRequest::default();
+        for op in ops {
+            let handle = self.handle(op.id)?;
+            let wire =
+                wire_op(&op.call, handle).ok_or_else(|| format!("{op} cannot be pipelined"))?;
+            request.ops.push(pb::Op { op: Some(wire) });
+        }
+        if self.pipe.is_none() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let responses = rpc(self.client.pipeline(UnboundedReceiverStream::new(rx)))
+                .await?
+                .map_err(|s| format!("Pipeline did not open: {s:?}"))?;
+            self.pipe = Some((tx, responses));
+        }
+        let (tx, responses) = self.pipe.as_mut().expect("opened above");
+        tx.send(request)
+            .map_err(|_| "the Pipeline request stream is gone".to_string())?;
+        let response = tokio::time::timeout(RPC_TIMEOUT, responses.next())
+            .await
+            .map_err(|_| format!("Pipeline did not answer within {RPC_TIMEOUT:?}"))?
+            .ok_or("the Pipeline stream ended")?
+            .map_err(|s| format!("the Pipeline stream failed: {s:?}"))?;
+        if response.results.len() != ops.len() {
+            return Err(format!(
+                "Pipeline answered {} results to {} ops",
+                response.results.len(),
+                ops.len()
+            ));
+        }
+        response
+            .results
+            .into_iter()
+            .map(|r| answer(r.result.ok_or("an OpResult without a result")?))
+            .collect()
     }
 
     async fn map(
@@ -490,5 +445,132 @@ fn failure(status: &Status) -> Result<Failure, String> {
             msg: message.into(),
             errno,
         },
+        reason: info.reason.clone(),
+        metadata: info.metadata.clone().into_iter().collect(),
     })
+}
+
+/// The wire request of `call` on `handle`, shared by the unary calls and
+/// Pipeline; `None` for `Map` and `Close`, which are not Pipeline ops.
+fn wire_op(call: &Call, handle: String) -> Option<PbOp> {
+    Some(match call {
+        Call::Map { .. } | Call::Close => return None,
+        Call::Read { n } => PbOp::Read(pb::ReadRequest { handle, n: *n }),
+        Call::ReadByte => PbOp::ReadByte(pb::ReadByteRequest { handle }),
+        Call::ReadLine => PbOp::ReadLine(pb::ReadLineRequest { handle }),
+        Call::Write { data } => PbOp::Write(pb::WriteRequest {
+            handle,
+            data: data.clone().into(),
+        }),
+        Call::WriteByte { value } => PbOp::WriteByte(pb::WriteByteRequest {
+            handle,
+            value: *value,
+        }),
+        Call::Seek { pos, whence } => PbOp::Seek(pb::SeekRequest {
+            handle,
+            pos: *pos,
+            whence: *whence,
+        }),
+        Call::Tell => PbOp::Tell(pb::TellRequest { handle }),
+        Call::Size => PbOp::Size(pb::SizeRequest { handle }),
+        Call::Len => PbOp::Len(pb::LenRequest { handle }),
+        Call::Find { sub, start, end } => PbOp::Find(pb::FindRequest {
+            handle,
+            sub: sub.clone().into(),
+            start: *start,
+            end: *end,
+        }),
+        Call::Rfind { sub, start, end } => PbOp::Rfind(pb::FindRequest {
+            handle,
+            sub: sub.clone().into(),
+            start: *start,
+            end: *end,
+        }),
+        Call::Flush { offset, size } => PbOp::Flush(pb::FlushRequest {
+            handle,
+            offset: *offset,
+            size: *size,
+        }),
+        Call::Move { dest, src, count } => PbOp::Move(pb::MoveRequest {
+            handle,
+            dest: *dest,
+            src: *src,
+            count: *count,
+        }),
+        Call::Resize { new_size } => PbOp::Resize(pb::ResizeRequest {
+            handle,
+            new_size: *new_size,
+        }),
+        Call::Madvise {
+            option,
+            start,
+            length,
+        } => PbOp::Madvise(pb::MadviseRequest {
+            handle,
+            option: *option,
+            start: *start,
+            length: *length,
+        }),
+        Call::GetItem { index } => PbOp::GetItem(pb::GetItemRequest {
+            handle,
+            index: *index,
+        }),
+        Call::SetItem { index, value } => PbOp::SetItem(pb::SetItemRequest {
+            handle,
+            index: *index,
+            value: *value,
+        }),
+        Call::GetSlice { start, stop, step } => PbOp::GetSlice(pb::GetSliceRequest {
+            handle,
+            start: *start,
+            stop: *stop,
+            step: *step,
+        }),
+        Call::SetSlice {
+            start,
+            stop,
+            step,
+            data,
+        } => PbOp::SetSlice(pb::SetSliceRequest {
+            handle,
+            start: *start,
+            stop: *stop,
+            step: *step,
+            data: data.clone().into(),
+        }),
+    })
+}
+
+/// The Python value of a unary response or a Pipeline result; a Pipeline
+/// op's error status is decoded exactly like a unary call's.
+fn answer(result: PbResult) -> Result<Answer, String> {
+    Ok(Ok(match result {
+        PbResult::Read(r) => Val::Bytes(r.data.to_vec()),
+        PbResult::ReadLine(r) => Val::Bytes(r.data.to_vec()),
+        PbResult::GetSlice(r) => Val::Bytes(r.data.to_vec()),
+        PbResult::ReadByte(r) => int(r.value),
+        PbResult::GetItem(r) => int(r.value),
+        PbResult::Write(r) => int(r.written),
+        PbResult::Seek(r) => int(r.position),
+        PbResult::Tell(r) => int(r.position),
+        PbResult::Size(r) => int(r.size),
+        PbResult::Len(r) => int(r.length),
+        PbResult::Resize(r) => int(r.length),
+        PbResult::Find(r) | PbResult::Rfind(r) => int(r.index),
+        PbResult::WriteByte(_)
+        | PbResult::Flush(_)
+        | PbResult::Move(_)
+        | PbResult::Madvise(_)
+        | PbResult::SetItem(_)
+        | PbResult::SetSlice(_) => Val::None,
+        PbResult::Stat(r) => return Err(format!("a Stat result to a mmap method: {r:?}")),
+        PbResult::Error(status) => {
+            let status = Status::with_details(
+                Code::from_i32(status.code),
+                status.message.clone(),
+                status.encode_to_vec().into(),
+            );
+            return failure(&status).map(Err);
+        }
+    }))
 }
