@@ -166,6 +166,21 @@ fn main() {
 
     runtime.block_on(async {
         let (mut m, handle, session) = open(&mmapd_server.endpoint(), "big.bin", 0, false).await;
+        // The lease outlives a full run only if renewed; an expired session
+        // closes its handles mid-scenario.
+        let renew = {
+            let (mut stub, session) = (m.clone(), session.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    stub.keep_alive(pb::KeepAliveRequest {
+                        session_id: session.clone(),
+                    })
+                    .await
+                    .expect("KeepAlive");
+                }
+            })
+        };
         let mmapd = Target {
             endpoint: mmapd_server.endpoint(),
             handle,
@@ -196,18 +211,22 @@ fn main() {
                     continue;
                 }
                 let base = load::write_stream(&mut b, &bare.handle, size, chunk as usize).await;
-                let (mut w, handle) = if new {
+                let (mut w, handle, new_session) = if new {
                     let file = format!("new-{chunk}.bin");
-                    let (w, handle, _) = open(&mmapd.endpoint, &file, size as i64, true).await;
-                    (w, handle)
+                    let (w, handle, session) =
+                        open(&mmapd.endpoint, &file, size as i64, true).await;
+                    (w, handle, Some(session))
                 } else {
-                    (m.clone(), mmapd.handle.clone())
+                    (m.clone(), mmapd.handle.clone(), None)
                 };
                 let sampler = rss::Sampler::start();
                 let got = load::write_stream(&mut w, &handle, size, chunk as usize).await;
                 let grew = sampler.growth();
-                if new {
+                if let Some(session_id) = new_session {
                     w.close(pb::CloseRequest { handle }).await.expect("Close");
+                    w.close_session(pb::CloseSessionRequest { session_id })
+                        .await
+                        .expect("CloseSession");
                     std::fs::remove_file(root.path().join(format!("new-{chunk}.bin"))).ok();
                 }
                 let note = format!("{}, RssAnon +{}", vs_tcp(got), mib(grew));
@@ -264,6 +283,7 @@ fn main() {
                 );
             }
         }
+        renew.abort();
         m.close_session(pb::CloseSessionRequest {
             session_id: session,
         })
