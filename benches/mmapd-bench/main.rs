@@ -234,6 +234,8 @@ fn main() {
             }
         }
         for (kind, op) in [(Kind::Get, "get"), (Kind::Set, "set")] {
+            // One call in flight uses one connection whatever the count, so
+            // 1 x 2 connections would only repeat 1 x 1.
             for (in_flight, conns) in [(1, 1), (50, 1), (50, 2)] {
                 let name = format!("unary-{op}-64B/{in_flight}x{conns}conn");
                 if !args.wants(&name) {
