@@ -256,6 +256,10 @@ class Oracle:
             if entry.offset + new_size < self.others_end(req["id"]):
                 raise Deviation("resize_under_other_map")
             if pages(new_size) > pages(len(m)) and not single_vma(m):
+                # The stand-in below cannot place a fresh map's cursor past
+                # its end, where CPython's own resize leaves it.
+                if m.tell() > new_size:
+                    raise Refused("cursor past the end of a split map being grown")
                 raise Deviation("resize_split", self.remap_file(entry, new_size))
         m.resize(new_size)
         return len(m)
