@@ -199,15 +199,6 @@ pub struct Reloaded {
     pub revoked: Vec<String>,
 }
 
-/// A credential a request carried.
-#[derive(Debug, Clone, Copy)]
-pub enum Credential<'a> {
-    /// `authorization: Bearer <token>`.
-    Token(&'a str),
-    /// The subject CN of a verified client certificate.
-    Certificate(&'a str),
-}
-
 impl Policy {
     /// Loads the access file (if any); `client_certs` says that the TLS
     /// layer verifies client certificates against a CA.
@@ -255,20 +246,14 @@ impl Policy {
         })
     }
 
-    /// The identity behind the credentials, tokens first: a wrong token is
-    /// refused even when a certificate came with it, so a typo is noticed.
-    pub fn identify(&self, credentials: &[Credential<'_>]) -> Result<Caller> {
+    /// The identity behind a request's bearer `token` and the subject CN
+    /// of its verified client certificate (`cert`), tokens first: a wrong
+    /// token is refused even when a certificate came with it, so a typo is
+    /// noticed.
+    pub fn identify(&self, token: Option<&str>, cert: Option<&str>) -> Result<Caller> {
         if !self.enforced() {
             return Ok(Caller::open());
         }
-        let token = credentials.iter().find_map(|c| match c {
-            Credential::Token(t) => Some(*t),
-            Credential::Certificate(_) => None,
-        });
-        let cert = credentials.iter().find_map(|c| match c {
-            Credential::Certificate(cn) => Some(*cn),
-            Credential::Token(_) => None,
-        });
         let file = self.file.as_ref().map(|(_, f)| Arc::clone(&f.read()));
         let identity = match (token, cert, &file) {
             (Some(token), _, Some(file)) => file.by_token(token).ok_or(Error::Unauthenticated(

@@ -253,41 +253,36 @@ impl Registry {
     /// Closes every session owned by one of `owners` (identities a reload
     /// removed or changed); returns how many.
     pub fn close_sessions_of(&self, owners: &[String]) -> usize {
+        self.close_where(
+            |s| s.owner.as_ref().is_some_and(|o| owners.contains(o)),
+            "session closed: its identity was removed or changed",
+        )
+    }
+
+    /// Closes every session whose lease ran out; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        self.close_where(|s| *s.deadline.lock() <= now, "session lease expired")
+    }
+
+    /// Closes the sessions that match, and their handles; returns how many.
+    /// They are picked and removed under one lock, so a KeepAlive that got
+    /// in first keeps its session.
+    fn close_where(&self, matches: impl Fn(&Session) -> bool, why: &str) -> usize {
         let closed: Vec<Arc<Session>> = {
             let mut sessions = self.sessions.lock();
             let ids: Vec<String> = sessions
                 .values()
-                .filter(|s| s.owner.as_ref().is_some_and(|o| owners.contains(o)))
+                .filter(|s| matches(s))
                 .map(|s| s.id.clone())
                 .collect();
             ids.iter().filter_map(|id| sessions.remove(id)).collect()
         };
         for session in &closed {
             let identity = session.owner.as_deref().unwrap_or_default();
-            tracing::info!(session = %session.id, identity, "session closed: its identity was removed or changed");
+            tracing::info!(session = %session.id, identity, "{why}");
             self.close_handles_of(session);
         }
         closed.len()
-    }
-
-    /// Closes every session whose lease ran out; returns how many.
-    pub fn expire(&self, now: Instant) -> usize {
-        let expired: Vec<Arc<Session>> = {
-            let mut sessions = self.sessions.lock();
-            // Checked and removed under one lock, so a KeepAlive that got in
-            // first keeps its session.
-            let ids: Vec<String> = sessions
-                .values()
-                .filter(|s| *s.deadline.lock() <= now)
-                .map(|s| s.id.clone())
-                .collect();
-            ids.iter().filter_map(|id| sessions.remove(id)).collect()
-        };
-        for session in &expired {
-            tracing::info!(session = %session.id, "session lease expired");
-            self.close_handles_of(session);
-        }
-        expired.len()
     }
 
     /// A live handle of the caller's, or CPython's "closed or invalid".

@@ -96,34 +96,28 @@ fn policy(text: &str, client_certs: bool) -> (tempfile::TempDir, Policy) {
 fn identify_needs_a_valid_credential() {
     let (_dir, p) = policy(&file(), true);
     let name = |c: Result<Caller>| c.map(|c| c.owner().unwrap().to_owned());
-    assert_eq!(
-        name(p.identify(&[Credential::Token(TOKEN_A)])).unwrap(),
-        "alice"
-    );
-    assert_eq!(
-        name(p.identify(&[Credential::Certificate("carol")])).unwrap(),
-        "carol"
-    );
-    for creds in [
-        vec![],
-        vec![Credential::Token("nope")],
-        vec![Credential::Certificate("mallory")],
+    assert_eq!(name(p.identify(Some(TOKEN_A), None)).unwrap(), "alice");
+    assert_eq!(name(p.identify(None, Some("carol"))).unwrap(), "carol");
+    for (token, cert) in [
+        (None, None),
+        (Some("nope"), None),
+        (None, Some("mallory")),
         // A wrong token is not rescued by a good certificate.
-        vec![Credential::Token("nope"), Credential::Certificate("carol")],
+        (Some("nope"), Some("carol")),
     ] {
         assert!(
-            matches!(p.identify(&creds), Err(Error::Unauthenticated(_))),
-            "{creds:?}"
+            matches!(p.identify(token, cert), Err(Error::Unauthenticated(_))),
+            "{token:?} {cert:?}"
         );
     }
     let open = Policy::new(None, false).unwrap();
-    assert!(open.identify(&[]).unwrap().identity().is_none());
+    assert!(open.identify(None, None).unwrap().identity().is_none());
     // mTLS alone: the CA vouches, and the name owns the sessions.
     let mtls = Policy::new(None, true).unwrap();
-    let caller = mtls.identify(&[Credential::Certificate("dave")]).unwrap();
+    let caller = mtls.identify(None, Some("dave")).unwrap();
     assert_eq!(caller.owner(), Some("dave"));
     assert!(!caller.sees_all(), "certificates alone do not make admins");
-    assert!(mtls.identify(&[]).is_err());
+    assert!(mtls.identify(None, None).is_err());
 }
 
 #[test]
@@ -138,11 +132,11 @@ fn reload_swaps_the_file_and_keeps_the_old_one_when_the_new_is_bad() {
     let reloaded = p.reload().unwrap();
     assert_eq!(reloaded.identities, 1);
     assert_eq!(reloaded.revoked, ["alice", "carol"]);
-    assert!(p.identify(&[Credential::Token("bob-token")]).is_ok());
-    assert!(p.identify(&[Credential::Token(TOKEN_A)]).is_err());
+    assert!(p.identify(Some("bob-token"), None).is_ok());
+    assert!(p.identify(Some(TOKEN_A), None).is_err());
     std::fs::write(&path, "not toml [").unwrap();
     assert!(p.reload().is_err());
-    assert!(p.identify(&[Credential::Token("bob-token")]).is_ok());
+    assert!(p.identify(Some("bob-token"), None).is_ok());
 }
 
 #[test]

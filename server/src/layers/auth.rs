@@ -16,7 +16,7 @@ use tonic::{Status, body::Body, transport::server::TlsConnectInfo};
 use tower::{Layer, Service};
 
 use crate::{
-    access::{Caller, Credential, Policy},
+    access::{Caller, Policy},
     error::{Error, Result},
     net::ConnInfo,
 };
@@ -75,36 +75,10 @@ where
                 Box::pin(self.inner.call(req))
             }
             Err(err) => {
-                let (parts, _) = Status::from(err).into_http::<Body>().into_parts();
-                let body = Body::new(Holding {
-                    _request: req.into_body(),
-                });
-                Box::pin(async move { Ok(Response::from_parts(parts, body)) })
+                let status = Status::from(err);
+                Box::pin(async move { Ok(status.into_http()) })
             }
         }
-    }
-}
-
-/// The empty body of a refusal, holding the request's body until the
-/// refusal is sent: dropping an unread request body resets the stream, and
-/// a reset that overtakes the response loses the status.
-struct Holding {
-    _request: Body,
-}
-
-impl http_body::Body for Holding {
-    type Data = bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
-        Poll::Ready(None)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        true
     }
 }
 
@@ -132,12 +106,7 @@ fn identify(policy: &Policy, req: &Request<Body>) -> Result<Caller> {
         None => None,
     };
     let cert = certificate_name(req.extensions());
-    let credentials: Vec<Credential<'_>> = token
-        .map(Credential::Token)
-        .into_iter()
-        .chain(cert.map(Credential::Certificate))
-        .collect();
-    match policy.identify(&credentials) {
+    match policy.identify(token, cert) {
         Ok(caller) => Ok(caller.calling(method)),
         Err(err) => {
             let peer = crate::layers::conn_info(req.extensions()).map(|c| c.remote);
