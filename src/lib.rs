@@ -33,6 +33,7 @@
 mod client;
 mod error;
 mod io;
+pub mod op;
 mod pipeline;
 mod remote;
 
@@ -40,6 +41,7 @@ pub use client::{
     BearerToken, Client, ConnectOptions, MAX_MESSAGE_SIZE, MapOptions, Session, Transport,
 };
 pub use error::{Error, code_name};
+pub use op::{Op, Value};
 pub use pb::{Access, Advice, Whence};
 pub use pipeline::{Batch, OpValue, Pipeline, Results, Slot};
 pub use remote::{ReadChunks, RemoteMmap};

@@ -4,7 +4,10 @@
 
 use mmapd::pb;
 
-use crate::{handle::At, mapping::Access};
+use crate::{
+    handle::{At, Stat},
+    mapping::Access,
+};
 
 /// Domain access → proto enum number.
 pub fn access_to_pb(access: Access) -> i32 {
@@ -20,4 +23,17 @@ pub fn access_to_pb(access: Access) -> i32 {
 /// A stream's optional offset → where it starts.
 pub fn at(offset: Option<u64>) -> At {
     offset.map_or(At::Cursor, At::Offset)
+}
+
+/// A handle's description on the wire.
+pub fn stat_to_pb(s: Stat) -> pb::StatResponse {
+    pb::StatResponse {
+        length: s.length,
+        size: s.size,
+        position: s.position,
+        access: access_to_pb(s.access),
+        name: s.name,
+        path: s.path,
+        offset: s.offset,
+    }
 }

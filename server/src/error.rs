@@ -1,17 +1,10 @@
-//! The one error type of the server and its single, exhaustive mapping to a
-//! gRPC status with exactly one `google.rpc.ErrorInfo`.
-//!
-//! Variants are named for the situation, not the status code, so every new
-//! variant forces a decision about its code, reason and Python exception in
-//! [`Error::classify`] (which has no catch-all arm on purpose).
+//! The one error type of the server: every way a request can fail, named
+//! for the situation, with CPython's message as its `Display`. It knows
+//! nothing of gRPC; `crate::status` maps each variant, exhaustively, to a
+//! status code and one `google.rpc.ErrorInfo`, so every new variant forces
+//! a decision there.
 
-use std::{borrow::Cow, collections::HashMap, io};
-
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
-
-/// `ErrorInfo.domain` of every error the server returns.
-pub const DOMAIN: &str = "mmapd";
+use std::{borrow::Cow, io};
 
 /// Shorthand for results of domain operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -147,15 +140,6 @@ pub enum Error {
     Internal(Cow<'static, str>),
 }
 
-/// What an error becomes on the wire.
-struct Class {
-    code: Code,
-    reason: &'static str,
-    /// The Python exception a client should raise; carried as metadata so
-    /// that non-Python reasons still map to an exception.
-    python: &'static str,
-}
-
 impl Error {
     /// The OS error of an `io::Error`, for a path when there is one.
     pub fn os(err: &io::Error, path: Option<&str>) -> Self {
@@ -169,207 +153,10 @@ impl Error {
     pub fn errno(errno: i32) -> Self {
         Error::Os { errno, path: None }
     }
-
-    fn classify(&self) -> Class {
-        let c = |code, reason, python| Class {
-            code,
-            reason,
-            python,
-        };
-        match self {
-            Error::Closed => c(Code::FailedPrecondition, "VALUE_ERROR", "ValueError"),
-            Error::AccessDenied(_) => c(Code::FailedPrecondition, "TYPE_ERROR", "TypeError"),
-            Error::PastEnd(_) => c(Code::OutOfRange, "VALUE_ERROR", "ValueError"),
-            Error::IndexPastEnd(_) => c(Code::OutOfRange, "INDEX_ERROR", "IndexError"),
-            Error::BadValue(_) => c(Code::InvalidArgument, "VALUE_ERROR", "ValueError"),
-            Error::WrongSize(_) => c(Code::InvalidArgument, "INDEX_ERROR", "IndexError"),
-            Error::Overflow(_) => c(Code::InvalidArgument, "OVERFLOW_ERROR", "OverflowError"),
-            Error::Os { errno, .. } => c(errno_code(*errno), "OS_ERROR", errno_exception(*errno)),
-            Error::PathEscape(_) => c(Code::PermissionDenied, "OS_ERROR", "PermissionError"),
-            Error::SessionNotFound(_) => c(Code::NotFound, "SESSION_NOT_FOUND", "OSError"),
-            Error::Unauthenticated(_) => {
-                c(Code::Unauthenticated, "UNAUTHENTICATED", "PermissionError")
-            }
-            Error::Denied { .. } => c(Code::PermissionDenied, "ACCESS_DENIED", "PermissionError"),
-            Error::HandleNotFound(_) => c(Code::NotFound, "HANDLE_NOT_FOUND", "ValueError"),
-            Error::MappingNotFound(_) => {
-                c(Code::NotFound, "MAPPING_NOT_FOUND", "FileNotFoundError")
-            }
-            Error::MappingConflict { .. } => {
-                c(Code::AlreadyExists, "MAPPING_CONFLICT", "ValueError")
-            }
-            Error::AdviceRefused(_) => c(Code::InvalidArgument, "VALUE_ERROR", "ValueError"),
-            Error::InUse { .. } => c(Code::FailedPrecondition, "VALUE_ERROR", "ValueError"),
-            Error::TooLarge { .. } => {
-                c(Code::ResourceExhausted, "MESSAGE_TOO_LARGE", "MemoryError")
-            }
-            Error::RequestTooLarge(_) => {
-                c(Code::ResourceExhausted, "MESSAGE_TOO_LARGE", "MemoryError")
-            }
-            Error::Unimplemented(_) => {
-                c(Code::Unimplemented, "UNIMPLEMENTED", "NotImplementedError")
-            }
-            Error::Protocol(_) => c(Code::InvalidArgument, "INVALID_REQUEST", "ValueError"),
-            Error::Quota { .. } => c(Code::ResourceExhausted, "QUOTA_EXCEEDED", "OSError"),
-            Error::Broken { .. } => c(Code::DataLoss, "MAPPING_BROKEN", "OSError"),
-            Error::Internal(_) => c(Code::Internal, "INTERNAL", "SystemError"),
-            Error::PartialWrite { cause, .. } => cause.classify(),
-        }
-    }
-
-    fn metadata(&self, python: &str) -> HashMap<String, String> {
-        let mut md = HashMap::from([("exception".to_owned(), python.to_owned())]);
-        match self {
-            Error::PartialWrite { written, cause } => {
-                md = cause.metadata(python);
-                md.insert("written".into(), written.to_string());
-            }
-            Error::Os { errno, path } => {
-                md.insert("errno".into(), errno.to_string());
-                if let Some(p) = path {
-                    md.insert("path".into(), p.clone());
-                }
-            }
-            Error::PathEscape(p) => {
-                md.insert("errno".into(), "13".into());
-                md.insert("path".into(), p.clone());
-            }
-            Error::SessionNotFound(id) => {
-                md.insert("session_id".into(), id.clone());
-            }
-            Error::HandleNotFound(id) => {
-                md.insert("handle".into(), id.clone());
-            }
-            Error::Denied {
-                identity,
-                action,
-                target,
-            } => {
-                md.insert("identity".into(), identity.clone());
-                md.insert("action".into(), (*action).to_owned());
-                if !target.is_empty() {
-                    md.insert("target".into(), target.clone());
-                }
-            }
-            Error::MappingNotFound(name)
-            | Error::MappingConflict { name, .. }
-            | Error::InUse { other: name, .. } => {
-                md.insert("name".into(), name.clone());
-            }
-            Error::AdviceRefused(option) => {
-                md.insert("option".into(), option.to_string());
-            }
-            Error::Quota { limit, value } => {
-                md.insert("limit".into(), (*limit).to_owned());
-                md.insert("value".into(), value.to_string());
-            }
-            Error::Broken { name } => {
-                md.insert("errno".into(), "5".into());
-                md.insert("name".into(), name.clone());
-            }
-            Error::Closed
-            | Error::AccessDenied(_)
-            | Error::PastEnd(_)
-            | Error::IndexPastEnd(_)
-            | Error::BadValue(_)
-            | Error::WrongSize(_)
-            | Error::Overflow(_)
-            | Error::TooLarge { .. }
-            | Error::RequestTooLarge(_)
-            | Error::Unimplemented(_)
-            | Error::Protocol(_)
-            | Error::Unauthenticated(_)
-            | Error::Internal(_) => {}
-        }
-        md
-    }
-
-    /// The gRPC status code this error maps to.
-    pub fn code(&self) -> Code {
-        self.classify().code
-    }
-
-    /// The `ErrorInfo.reason` this error maps to.
-    pub fn reason(&self) -> &'static str {
-        self.classify().reason
-    }
-}
-
-/// Longest message or metadata value a status carries: a huge path or
-/// name must not push the trailers past HTTP/2's header-list limits.
-const MAX_TEXT: usize = 1024;
-
-/// `text` cut to [`MAX_TEXT`] bytes at a char boundary, with an ellipsis.
-fn bounded(mut text: String) -> String {
-    if text.len() > MAX_TEXT {
-        let mut cut = MAX_TEXT - '…'.len_utf8();
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
-}
-
-impl From<Error> for Status {
-    fn from(err: Error) -> Status {
-        let class = err.classify();
-        let metadata: HashMap<_, _> = err
-            .metadata(class.python)
-            .into_iter()
-            .map(|(k, v)| (k, bounded(v)))
-            .collect();
-        let details = ErrorDetails::with_error_info(class.reason, DOMAIN, metadata);
-        Status::with_error_details(class.code, bounded(err.to_string()), details)
-    }
 }
 
 fn libc_eio() -> i32 {
     rustix::io::Errno::IO.raw_os_error()
-}
-
-/// errno → status code: the caller's mistakes are client errors, the
-/// machine's troubles are server errors.
-fn errno_code(errno: i32) -> Code {
-    use rustix::io::Errno as E;
-    match E::from_raw_os_error(errno) {
-        E::NOENT => Code::NotFound,
-        E::ACCESS | E::PERM | E::ROFS => Code::PermissionDenied,
-        E::INVAL | E::NODEV | E::ISDIR | E::NOTDIR | E::BADF | E::NAMETOOLONG | E::LOOP => {
-            Code::InvalidArgument
-        }
-        // EAGAIN from mmap/mremap/madvise: the kernel is short of memory
-        // or map areas, not a server bug.
-        E::NOMEM | E::AGAIN | E::NOSPC | E::FBIG | E::MFILE | E::NFILE | E::DQUOT => {
-            Code::ResourceExhausted
-        }
-        E::EXIST => Code::AlreadyExists,
-        // A path naming something that cannot be mapped: a socket (ENXIO),
-        // like a FIFO or a device (ENODEV).
-        E::NXIO | E::SPIPE | E::MLINK | E::XDEV => Code::InvalidArgument,
-        // The file is fine but not now, or not on this file system.
-        E::TXTBSY | E::OPNOTSUPP | E::NOSYS => Code::FailedPrecondition,
-        E::OVERFLOW => Code::OutOfRange,
-        // Transient: the same call may succeed when retried.
-        E::BUSY | E::INTR | E::TIMEDOUT | E::STALE => Code::Unavailable,
-        // The disk lost written data (writeback errors surface at fsync).
-        E::IO => Code::DataLoss,
-        _ => Code::Internal,
-    }
-}
-
-/// The `OSError` subclass CPython raises for an errno.
-fn errno_exception(errno: i32) -> &'static str {
-    use rustix::io::Errno as E;
-    match E::from_raw_os_error(errno) {
-        E::NOENT => "FileNotFoundError",
-        E::ACCESS | E::PERM => "PermissionError",
-        E::ISDIR => "IsADirectoryError",
-        E::NOTDIR => "NotADirectoryError",
-        E::EXIST => "FileExistsError",
-        _ => "OSError",
-    }
 }
 
 /// C's strerror text, which is what CPython puts in `OSError.strerror`.
@@ -390,96 +177,5 @@ fn target_suffix(target: &str) -> String {
     match target {
         "" => String::new(),
         t => format!(" {t:?}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(status: &Status) -> tonic_types::ErrorInfo {
-        status
-            .get_error_details()
-            .error_info()
-            .cloned()
-            .expect("one ErrorInfo")
-    }
-
-    #[test]
-    fn closed_is_failed_precondition_value_error() {
-        let status = Status::from(Error::Closed);
-        assert_eq!(status.code(), Code::FailedPrecondition);
-        assert_eq!(status.message(), "mmap closed or invalid");
-        let info = info(&status);
-        assert_eq!(info.reason, "VALUE_ERROR");
-        assert_eq!(info.domain, DOMAIN);
-    }
-
-    #[test]
-    fn os_error_text_matches_python() {
-        let err = Error::Os {
-            errno: 2,
-            path: Some("a/b".into()),
-        };
-        assert_eq!(
-            err.to_string(),
-            "[Errno 2] No such file or directory: 'a/b'"
-        );
-        let status = Status::from(err);
-        assert_eq!(status.code(), Code::NotFound);
-        let info = info(&status);
-        assert_eq!(info.reason, "OS_ERROR");
-        assert_eq!(info.metadata["errno"], "2");
-        assert_eq!(info.metadata["exception"], "FileNotFoundError");
-        assert_eq!(Error::errno(22).to_string(), "[Errno 22] Invalid argument");
-    }
-
-    #[test]
-    fn errnos_a_client_can_cause_are_never_internal() {
-        use rustix::io::Errno as E;
-        for (errno, code) in [
-            (E::NXIO, Code::InvalidArgument),
-            (E::NODEV, Code::InvalidArgument),
-            (E::NAMETOOLONG, Code::InvalidArgument),
-            (E::AGAIN, Code::ResourceExhausted),
-            (E::NOMEM, Code::ResourceExhausted),
-            (E::NOSPC, Code::ResourceExhausted),
-            (E::FBIG, Code::ResourceExhausted),
-            (E::OVERFLOW, Code::OutOfRange),
-            (E::TXTBSY, Code::FailedPrecondition),
-            (E::BUSY, Code::Unavailable),
-            (E::IO, Code::DataLoss),
-        ] {
-            let status = Status::from(Error::errno(errno.raw_os_error()));
-            assert_eq!(status.code(), code, "{errno:?}");
-            assert_eq!(info(&status).reason, "OS_ERROR");
-        }
-    }
-
-    #[test]
-    fn huge_paths_are_cut_in_message_and_metadata() {
-        let path = "é".repeat(5_000);
-        let status = Status::from(Error::Os {
-            errno: 2,
-            path: Some(path),
-        });
-        assert!(
-            status.message().len() <= MAX_TEXT,
-            "{}",
-            status.message().len()
-        );
-        assert!(status.message().ends_with('…'));
-        let path = &info(&status).metadata["path"];
-        assert!(path.len() <= MAX_TEXT && path.ends_with('…'));
-        assert!(path.starts_with("éé"));
-        // Short texts are untouched.
-        assert_eq!(bounded("short".into()), "short");
-    }
-
-    #[test]
-    fn past_end_is_out_of_range() {
-        let status = Status::from(Error::PastEnd("seek out of range".into()));
-        assert_eq!(status.code(), Code::OutOfRange);
-        assert_eq!(info(&status).reason, "VALUE_ERROR");
     }
 }

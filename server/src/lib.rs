@@ -2,10 +2,12 @@
 //! gRPC API on a listener until `shutdown` resolves. The `mmapd` binary and
 //! the tests both call `run`.
 //!
-//! Layout: `registry`, `mapping` and `handle` are the domain (sessions,
-//! mappings, CPython-faithful operations) and know nothing of gRPC;
-//! `service` and `admin` adapt them to tonic; `mem` is the only module with
-//! `unsafe`; `error` is the one error type and its status mapping.
+//! Layout: `registry`, `mapping`, `handle` and `op` are the domain
+//! (sessions, mappings, CPython-faithful operations on the shared
+//! [`mmapd::op`] vocabulary) and know nothing of gRPC; `error` is the one
+//! error type. `service` and `admin` adapt the domain to tonic, `status`
+//! maps errors to statuses, `layers` are the tower middleware; `mem` is the
+//! only module with `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod access;
@@ -26,6 +28,7 @@ pub mod registry;
 mod scan;
 pub mod service;
 pub mod slice;
+pub mod status;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 

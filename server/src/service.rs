@@ -150,9 +150,9 @@ type Reply<T> = Result<Response<T>, Status>;
 macro_rules! unary {
     ($self:ident, $req:ident, $op:ident) => {{
         let (caller, req) = split($req)?;
-        let (id, op) = ops::op_from_pb(pb::op::Op::$op(req));
+        let (id, op) = crate::op::Op::from_pb(pb::op::Op::$op(req));
         let value = $self.apply(&caller, &id, op, $self.max_reply()).await?;
-        let pb::op_result::Result::$op(response) = ops::value_to_pb(value) else {
+        let pb::op_result::Result::$op(response) = value.into() else {
             let bug = concat!(stringify!($op), " answered with another op's value");
             return Err(Error::Internal(bug.into()).into());
         };

@@ -8,17 +8,15 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use mmapd::pb::{self, op::Op as PbOp, op_result::Result as PbResult};
+use mmapd::pb::{self, op_result::Result as PbResult};
 use prost::Message;
 use tonic::{Status, Streaming};
 
 use super::{MmapService, data_op, offload};
 use crate::{
     access::Caller,
-    convert::access_to_pb,
     error::{Error, Result},
-    handle::Stat,
-    op::{Cost, Op, Value},
+    op::{Cost, Op, Value, action, cost},
 };
 
 /// The response stream of Pipeline.
@@ -32,13 +30,13 @@ impl MmapService {
     /// reply of more than `max` bytes fails with MESSAGE_TOO_LARGE.
     pub(super) async fn apply(&self, caller: &Caller, id: &str, op: Op, max: u64) -> Result<Value> {
         let handle = self.handle(id, caller)?;
-        if let Some(action) = op.action() {
+        if let Some(action) = action(&op) {
             caller.check(action, handle.mapping().name())?;
         }
         let written = op.bytes_written();
         // The mapping's length without the cursor lock: a closed handle
         // fails in the op itself, with the op's own error.
-        let value = match op.cost(handle.mapping().len()) {
+        let value = match cost(&op, handle.mapping().len()) {
             Cost::Inline => handle.apply(op, max),
             Cost::Bytes(n) => data_op(n, move || handle.apply(op, max)).await,
             Cost::Blocking => offload(move || handle.apply(op, max)).await,
@@ -81,7 +79,7 @@ impl MmapService {
                     tokio::task::coop::consume_budget().await;
                     let result = match op.op {
                         Some(op) => {
-                            let (id, op) = op_from_pb(op);
+                            let (id, op) = Op::from_pb(op);
                             let max = limit.saturating_sub(used);
                             service.apply(&caller, &id, op, max).await
                         }
@@ -105,146 +103,11 @@ impl MmapService {
     }
 }
 
-/// A wire op → the handle it names and the domain op.
-pub(super) fn op_from_pb(op: PbOp) -> (String, Op) {
-    match op {
-        PbOp::Read(r) => (r.handle, Op::Read { n: r.n }),
-        PbOp::ReadByte(r) => (r.handle, Op::ReadByte),
-        PbOp::ReadLine(r) => (r.handle, Op::ReadLine),
-        PbOp::Write(r) => (r.handle, Op::Write { data: r.data }),
-        PbOp::WriteByte(r) => (r.handle, Op::WriteByte { value: r.value }),
-        PbOp::Seek(r) => (
-            r.handle,
-            Op::Seek {
-                pos: r.pos,
-                whence: r.whence,
-            },
-        ),
-        PbOp::Tell(r) => (r.handle, Op::Tell),
-        PbOp::Size(r) => (r.handle, Op::Size),
-        PbOp::Len(r) => (r.handle, Op::Len),
-        PbOp::Find(r) => (
-            r.handle,
-            Op::Find {
-                sub: r.sub,
-                start: r.start,
-                end: r.end,
-            },
-        ),
-        PbOp::Rfind(r) => (
-            r.handle,
-            Op::RFind {
-                sub: r.sub,
-                start: r.start,
-                end: r.end,
-            },
-        ),
-        PbOp::Flush(r) => (
-            r.handle,
-            Op::Flush {
-                offset: r.offset,
-                size: r.size,
-            },
-        ),
-        PbOp::Move(r) => (
-            r.handle,
-            Op::Move {
-                dest: r.dest,
-                src: r.src,
-                count: r.count,
-            },
-        ),
-        PbOp::Resize(r) => (
-            r.handle,
-            Op::Resize {
-                new_size: r.new_size,
-            },
-        ),
-        PbOp::Madvise(r) => (
-            r.handle,
-            Op::Madvise {
-                option: r.option,
-                start: r.start,
-                length: r.length,
-            },
-        ),
-        PbOp::GetItem(r) => (r.handle, Op::GetItem { index: r.index }),
-        PbOp::SetItem(r) => (
-            r.handle,
-            Op::SetItem {
-                index: r.index,
-                value: r.value,
-            },
-        ),
-        PbOp::GetSlice(r) => (
-            r.handle,
-            Op::GetSlice {
-                start: r.start,
-                stop: r.stop,
-                step: r.step,
-            },
-        ),
-        PbOp::SetSlice(r) => (
-            r.handle,
-            Op::SetSlice {
-                start: r.start,
-                stop: r.stop,
-                step: r.step,
-                data: r.data,
-            },
-        ),
-        PbOp::Stat(r) => (r.handle, Op::Stat),
-    }
-}
-
-/// A handle's description on the wire.
-pub(super) fn stat_to_pb(s: Stat) -> pb::StatResponse {
-    pb::StatResponse {
-        length: s.length,
-        size: s.size,
-        position: s.position,
-        access: access_to_pb(s.access),
-        name: s.name,
-        path: s.path,
-        offset: s.offset,
-    }
-}
-
-/// A value → the response of the call that produced it.
-pub(super) fn value_to_pb(value: Value) -> PbResult {
-    match value {
-        Value::Read(data) => PbResult::Read(pb::ReadResponse { data: data.into() }),
-        Value::ReadByte(value) => PbResult::ReadByte(pb::ReadByteResponse {
-            value: value.into(),
-        }),
-        Value::ReadLine(data) => PbResult::ReadLine(pb::ReadLineResponse { data: data.into() }),
-        Value::Write(written) => PbResult::Write(pb::WriteResponse { written }),
-        Value::WriteByte => PbResult::WriteByte(pb::WriteByteResponse {}),
-        Value::Seek(position) => PbResult::Seek(pb::SeekResponse { position }),
-        Value::Tell(position) => PbResult::Tell(pb::TellResponse { position }),
-        Value::Size(size) => PbResult::Size(pb::SizeResponse { size }),
-        Value::Len(length) => PbResult::Len(pb::LenResponse { length }),
-        Value::Find(index) => PbResult::Find(pb::FindResponse { index }),
-        Value::RFind(index) => PbResult::Rfind(pb::FindResponse { index }),
-        Value::Flush => PbResult::Flush(pb::FlushResponse {}),
-        Value::Move => PbResult::Move(pb::MoveResponse {}),
-        Value::Resize(length) => PbResult::Resize(pb::ResizeResponse { length }),
-        Value::Madvise => PbResult::Madvise(pb::MadviseResponse {}),
-        Value::GetItem(value) => PbResult::GetItem(pb::GetItemResponse {
-            value: value.into(),
-        }),
-        Value::SetItem => PbResult::SetItem(pb::SetItemResponse {}),
-        Value::GetSlice(data) => PbResult::GetSlice(pb::GetSliceResponse { data: data.into() }),
-        Value::SetSlice => PbResult::SetSlice(pb::SetSliceResponse {}),
-        Value::Stat(stat) => PbResult::Stat(stat_to_pb(stat)),
-    }
-}
-
 /// An op's outcome → its wire result; an error becomes the very status
 /// (code, message, one ErrorInfo) its unary call would have returned.
 pub(super) fn result_to_pb(result: Result<Value>) -> pb::OpResult {
     let result = match result {
-        Ok(value) => value_to_pb(value),
+        Ok(value) => PbResult::from(value),
         Err(err) => PbResult::Error(status_to_pb(&Status::from(err))),
     };
     pb::OpResult {
