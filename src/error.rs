@@ -272,6 +272,19 @@ impl From<tonic::Status> for Error {
     }
 }
 
+impl Error {
+    /// The error of one failed pipelined op, from its `google.rpc.Status`:
+    /// the same error its unary call would have given.
+    pub fn from_proto(status: &crate::op::StatusProto) -> Self {
+        use prost::Message;
+        Error::from_status(&tonic::Status::with_details(
+            tonic::Code::from_i32(status.code),
+            status.message.clone(),
+            status.encode_to_vec().into(),
+        ))
+    }
+}
+
 /// Keeps the `mmapd::Error` as the inner error so callers of the tokio I/O
 /// traits can downcast back to it; a wrapped local I/O error is unwrapped.
 impl From<Error> for io::Error {

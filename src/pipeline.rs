@@ -8,21 +8,22 @@ use std::marker::PhantomData;
 
 use bytes::Bytes;
 use futures::channel::mpsc;
-use prost::Message;
 use tonic::Streaming;
 
 use crate::{
     RemoteMmap,
     error::{Error, unary},
-    pb::{self, op::Op as PbOp, op_result::Result as PbResult},
+    op::{Op, Value},
+    pb::{self, op_result::Result as PbResult},
 };
 
 /// Calls to run on one handle in one round trip, in the order added.
-/// Method names and arguments are those of [`RemoteMmap`].
+/// Method names and arguments are those of [`RemoteMmap`]; [`Batch::op`]
+/// adds any [`Op`].
 #[derive(Debug, Clone)]
 pub struct Batch {
     handle: String,
-    ops: Vec<pb::Op>,
+    ops: Vec<Op>,
 }
 
 /// Where the result of one call of a [`Batch`] will be, and its type.
@@ -38,88 +39,90 @@ pub struct Results {
     results: Vec<Option<PbResult>>,
 }
 
-/// A value a pipelined call returns. Implemented for the return types of
-/// [`RemoteMmap`]'s methods.
+/// A value a call returns: implemented for the return types of
+/// [`RemoteMmap`]'s methods, and for [`Value`] itself (any call).
 pub trait OpValue: Sized {
-    /// The value in `result`, or `None` when the result is of another call.
+    /// The value in `value`, or `None` when it is the value of another call.
     #[doc(hidden)]
-    fn from_result(result: PbResult) -> Option<Self>;
+    fn from_value(value: Value) -> Option<Self>;
+}
+
+impl OpValue for Value {
+    fn from_value(value: Value) -> Option<Self> {
+        Some(value)
+    }
 }
 
 impl OpValue for Bytes {
-    fn from_result(result: PbResult) -> Option<Self> {
-        if let PbResult::Read(pb::ReadResponse { data })
-        | PbResult::ReadLine(pb::ReadLineResponse { data })
-        | PbResult::GetSlice(pb::GetSliceResponse { data }) = result
-        {
-            Some(data)
-        } else {
-            None
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Read(data) | Value::ReadLine(data) | Value::GetSlice(data) => Some(data),
+            _ => None,
         }
     }
 }
 
 impl OpValue for u8 {
-    fn from_result(result: PbResult) -> Option<Self> {
-        if let PbResult::ReadByte(pb::ReadByteResponse { value })
-        | PbResult::GetItem(pb::GetItemResponse { value }) = result
-        {
-            u8::try_from(value).ok()
-        } else {
-            None
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::ReadByte(b) | Value::GetItem(b) => Some(b),
+            _ => None,
         }
     }
 }
 
 impl OpValue for u64 {
-    fn from_result(result: PbResult) -> Option<Self> {
-        if let PbResult::Write(pb::WriteResponse { written: n })
-        | PbResult::Seek(pb::SeekResponse { position: n })
-        | PbResult::Tell(pb::TellResponse { position: n })
-        | PbResult::Size(pb::SizeResponse { size: n })
-        | PbResult::Len(pb::LenResponse { length: n })
-        | PbResult::Resize(pb::ResizeResponse { length: n }) = result
-        {
-            Some(n)
-        } else {
-            None
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Write(n)
+            | Value::Seek(n)
+            | Value::Tell(n)
+            | Value::Size(n)
+            | Value::Len(n)
+            | Value::Resize(n) => Some(n),
+            _ => None,
         }
     }
 }
 
 impl OpValue for i64 {
-    fn from_result(result: PbResult) -> Option<Self> {
-        if let PbResult::Find(r) | PbResult::Rfind(r) = result {
-            Some(r.index)
-        } else {
-            None
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Find(i) | Value::RFind(i) => Some(i),
+            _ => None,
         }
     }
 }
 
 impl OpValue for () {
-    fn from_result(result: PbResult) -> Option<Self> {
+    fn from_value(value: Value) -> Option<Self> {
         matches!(
-            result,
-            PbResult::WriteByte(_)
-                | PbResult::Flush(_)
-                | PbResult::Move(_)
-                | PbResult::Madvise(_)
-                | PbResult::SetItem(_)
-                | PbResult::SetSlice(_)
+            value,
+            Value::WriteByte
+                | Value::Flush
+                | Value::Move
+                | Value::Madvise
+                | Value::SetItem
+                | Value::SetSlice
         )
         .then_some(())
     }
 }
 
 impl OpValue for pb::StatResponse {
-    fn from_result(result: PbResult) -> Option<Self> {
-        if let PbResult::Stat(r) = result {
-            Some(r)
-        } else {
-            None
+    fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Stat(stat) => Some(stat),
+            _ => None,
         }
     }
+}
+
+/// `value` as the type its call returns, or a protocol error naming the
+/// call that got another call's value.
+pub(crate) fn typed<T: OpValue>(what: &dyn std::fmt::Display, value: Value) -> Result<T, Error> {
+    let wrong = format!("{what} answered with another call's value: {value:?}");
+    T::from_value(value).ok_or(Error::Protocol(wrong))
 }
 
 impl Batch {
@@ -141,76 +144,63 @@ impl Batch {
         self.ops.is_empty()
     }
 
-    fn push<T>(&mut self, op: PbOp) -> Slot<T> {
-        self.ops.push(pb::Op { op: Some(op) });
+    /// Adds any op; its slot gives back the untyped [`Value`].
+    pub fn op(&mut self, op: Op) -> Slot<Value> {
+        self.push(op)
+    }
+
+    fn push<T>(&mut self, op: Op) -> Slot<T> {
+        self.ops.push(op);
         Slot {
             index: self.ops.len() - 1,
             _value: PhantomData,
         }
     }
 
-    fn h(&self) -> String {
-        self.handle.clone()
-    }
-
     /// `m.read([n])`.
     pub fn read(&mut self, n: Option<i64>) -> Slot<Bytes> {
-        let handle = self.h();
-        self.push(PbOp::Read(pb::ReadRequest { handle, n }))
+        self.push(Op::Read { n })
     }
 
     /// `m.read_byte()`.
     pub fn read_byte(&mut self) -> Slot<u8> {
-        let handle = self.h();
-        self.push(PbOp::ReadByte(pb::ReadByteRequest { handle }))
+        self.push(Op::ReadByte)
     }
 
     /// `m.readline()`.
     pub fn readline(&mut self) -> Slot<Bytes> {
-        let handle = self.h();
-        self.push(PbOp::ReadLine(pb::ReadLineRequest { handle }))
+        self.push(Op::ReadLine)
     }
 
     /// `m.write(data)`: the bytes written.
     pub fn write(&mut self, data: impl Into<Bytes>) -> Slot<u64> {
-        let handle = self.h();
-        let data = data.into();
-        self.push(PbOp::Write(pb::WriteRequest { handle, data }))
+        self.push(Op::Write { data: data.into() })
     }
 
     /// `m.write_byte(value)`.
     pub fn write_byte(&mut self, value: i64) -> Slot<()> {
-        let handle = self.h();
-        self.push(PbOp::WriteByte(pb::WriteByteRequest { handle, value }))
+        self.push(Op::WriteByte { value })
     }
 
     /// `m.seek(pos, whence)`: the new cursor.
     pub fn seek(&mut self, pos: i64, whence: pb::Whence) -> Slot<u64> {
-        let handle = self.h();
         let whence = whence.into();
-        self.push(PbOp::Seek(pb::SeekRequest {
-            handle,
-            pos,
-            whence,
-        }))
+        self.push(Op::Seek { pos, whence })
     }
 
     /// `m.tell()`.
     pub fn tell(&mut self) -> Slot<u64> {
-        let handle = self.h();
-        self.push(PbOp::Tell(pb::TellRequest { handle }))
+        self.push(Op::Tell)
     }
 
     /// `m.size()`.
     pub fn size(&mut self) -> Slot<u64> {
-        let handle = self.h();
-        self.push(PbOp::Size(pb::SizeRequest { handle }))
+        self.push(Op::Size)
     }
 
     /// `len(m)` (named apart from [`Batch::len`], the number of calls).
     pub fn length(&mut self) -> Slot<u64> {
-        let handle = self.h();
-        self.push(PbOp::Len(pb::LenRequest { handle }))
+        self.push(Op::Len)
     }
 
     /// `m.find(sub[, start[, end]])`.
@@ -220,8 +210,8 @@ impl Batch {
         start: Option<i64>,
         end: Option<i64>,
     ) -> Slot<i64> {
-        let request = self.find_request(sub.into(), start, end);
-        self.push(PbOp::Find(request))
+        let sub = sub.into();
+        self.push(Op::Find { sub, start, end })
     }
 
     /// `m.rfind(sub[, start[, end]])`.
@@ -231,44 +221,23 @@ impl Batch {
         start: Option<i64>,
         end: Option<i64>,
     ) -> Slot<i64> {
-        let request = self.find_request(sub.into(), start, end);
-        self.push(PbOp::Rfind(request))
-    }
-
-    fn find_request(&self, sub: Bytes, start: Option<i64>, end: Option<i64>) -> pb::FindRequest {
-        pb::FindRequest {
-            handle: self.h(),
-            sub,
-            start,
-            end,
-        }
+        let sub = sub.into();
+        self.push(Op::RFind { sub, start, end })
     }
 
     /// `m.flush([offset[, size]])`.
     pub fn flush(&mut self, offset: Option<i64>, size: Option<i64>) -> Slot<()> {
-        let handle = self.h();
-        self.push(PbOp::Flush(pb::FlushRequest {
-            handle,
-            offset,
-            size,
-        }))
+        self.push(Op::Flush { offset, size })
     }
 
     /// `m.move(dest, src, count)`.
     pub fn move_(&mut self, dest: i64, src: i64, count: i64) -> Slot<()> {
-        let handle = self.h();
-        self.push(PbOp::Move(pb::MoveRequest {
-            handle,
-            dest,
-            src,
-            count,
-        }))
+        self.push(Op::Move { dest, src, count })
     }
 
     /// `m.resize(newsize)`: the new length.
     pub fn resize(&mut self, new_size: i64) -> Slot<u64> {
-        let handle = self.h();
-        self.push(PbOp::Resize(pb::ResizeRequest { handle, new_size }))
+        self.push(Op::Resize { new_size })
     }
 
     /// `m.madvise(option[, start[, length]])`.
@@ -278,30 +247,22 @@ impl Batch {
         start: Option<i64>,
         length: Option<i64>,
     ) -> Slot<()> {
-        let handle = self.h();
         let option = option.into();
-        self.push(PbOp::Madvise(pb::MadviseRequest {
-            handle,
+        self.push(Op::Madvise {
             option,
             start,
             length,
-        }))
+        })
     }
 
     /// `m[index]`.
     pub fn get(&mut self, index: i64) -> Slot<u8> {
-        let handle = self.h();
-        self.push(PbOp::GetItem(pb::GetItemRequest { handle, index }))
+        self.push(Op::GetItem { index })
     }
 
     /// `m[index] = value`.
     pub fn set(&mut self, index: i64, value: i64) -> Slot<()> {
-        let handle = self.h();
-        self.push(PbOp::SetItem(pb::SetItemRequest {
-            handle,
-            index,
-            value,
-        }))
+        self.push(Op::SetItem { index, value })
     }
 
     /// `m[start:stop:step]`.
@@ -311,13 +272,7 @@ impl Batch {
         stop: Option<i64>,
         step: Option<i64>,
     ) -> Slot<Bytes> {
-        let handle = self.h();
-        self.push(PbOp::GetSlice(pb::GetSliceRequest {
-            handle,
-            start,
-            stop,
-            step,
-        }))
+        self.push(Op::GetSlice { start, stop, step })
     }
 
     /// `m[start:stop:step] = data`.
@@ -328,21 +283,27 @@ impl Batch {
         step: Option<i64>,
         data: impl Into<Bytes>,
     ) -> Slot<()> {
-        let handle = self.h();
         let data = data.into();
-        self.push(PbOp::SetSlice(pb::SetSliceRequest {
-            handle,
+        self.push(Op::SetSlice {
             start,
             stop,
             step,
             data,
-        }))
+        })
     }
 
     /// Length, file size, cursor, access, name, path and offset.
     pub fn stat(&mut self) -> Slot<pb::StatResponse> {
-        let handle = self.h();
-        self.push(PbOp::Stat(pb::StatRequest { handle }))
+        self.push(Op::Stat)
+    }
+
+    /// The request that carries this batch.
+    fn into_request(self) -> pb::PipelineRequest {
+        let handle = self.handle;
+        let ops = self.ops.into_iter().map(|op| pb::Op {
+            op: Some(op.into_pb(handle.clone())),
+        });
+        pb::PipelineRequest { ops: ops.collect() }
     }
 }
 
@@ -368,15 +329,8 @@ impl Results {
             .ok_or_else(missing)?
             .take()
             .ok_or_else(missing)?;
-        if let PbResult::Error(status) = &result {
-            return Err(Error::from_status(&tonic::Status::with_details(
-                tonic::Code::from_i32(status.code),
-                status.message.clone(),
-                status.encode_to_vec().into(),
-            )));
-        }
-        let wrong = format!("result {} is not of its call: {result:?}", slot.index);
-        T::from_result(result).ok_or(Error::Protocol(wrong))
+        let value = Value::from_pb(result).map_err(|status| Error::from_proto(&status))?;
+        typed(&format_args!("call {} of the batch", slot.index), value)
     }
 }
 
@@ -406,7 +360,7 @@ impl Pipeline<'_> {
     pub fn send(&mut self, batch: Batch) -> Result<(), Error> {
         let n = batch.ops.len();
         self.requests
-            .unbounded_send(pb::PipelineRequest { ops: batch.ops })
+            .unbounded_send(batch.into_request())
             .map_err(|_| Error::Protocol("the Pipeline stream has ended".into()))?;
         self.sent.push(n);
         Ok(())

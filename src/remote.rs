@@ -16,7 +16,9 @@ use crate::{
     client::Transport,
     error::{Error, unary},
     io::IoState,
-    pb::{self, mmap_client::MmapClient},
+    op::{Op, Value},
+    pb::{self, mmap_client::MmapClient, op::Op as PbOp, op_result::Result as R},
+    pipeline::{OpValue, typed},
 };
 
 /// Chunk size for `download`/`upload`: large enough that per-message
@@ -113,87 +115,95 @@ impl RemoteMmap {
         settled.and(closed).map(drop)
     }
 
+    /// Runs any [`Op`] on this handle through its unary call and returns
+    /// its [`Value`]: the typed methods below, mmapctl's shell and the
+    /// differential test all come through here.
+    pub async fn apply(&mut self, op: Op) -> Result<Value, Error> {
+        let request = op.into_pb(self.handle.clone());
+        let stub = self.rpc().await?;
+        let result = match request {
+            PbOp::Read(r) => R::Read(unary(stub.read(r).await)?),
+            PbOp::ReadByte(r) => R::ReadByte(unary(stub.read_byte(r).await)?),
+            PbOp::ReadLine(r) => R::ReadLine(unary(stub.read_line(r).await)?),
+            PbOp::Write(r) => R::Write(unary(stub.write(r).await)?),
+            PbOp::WriteByte(r) => R::WriteByte(unary(stub.write_byte(r).await)?),
+            PbOp::Seek(r) => R::Seek(unary(stub.seek(r).await)?),
+            PbOp::Tell(r) => R::Tell(unary(stub.tell(r).await)?),
+            PbOp::Size(r) => R::Size(unary(stub.size(r).await)?),
+            PbOp::Len(r) => R::Len(unary(stub.len(r).await)?),
+            PbOp::Find(r) => R::Find(unary(stub.find(r).await)?),
+            PbOp::Rfind(r) => R::Rfind(unary(stub.r_find(r).await)?),
+            PbOp::Flush(r) => R::Flush(unary(stub.flush(r).await)?),
+            PbOp::Move(r) => R::Move(unary(stub.r#move(r).await)?),
+            PbOp::Resize(r) => R::Resize(unary(stub.resize(r).await)?),
+            PbOp::Madvise(r) => R::Madvise(unary(stub.madvise(r).await)?),
+            PbOp::GetItem(r) => R::GetItem(unary(stub.get_item(r).await)?),
+            PbOp::SetItem(r) => R::SetItem(unary(stub.set_item(r).await)?),
+            PbOp::GetSlice(r) => R::GetSlice(unary(stub.get_slice(r).await)?),
+            PbOp::SetSlice(r) => R::SetSlice(unary(stub.set_slice(r).await)?),
+            PbOp::Stat(r) => R::Stat(unary(stub.stat(r).await)?),
+        };
+        let value = Value::from_pb(result).map_err(|status| Error::from_proto(&status))?;
+        // The I/O traits track the server's cursor; these two report it.
+        if let Value::Seek(position) | Value::Tell(position) = value {
+            self.io.set_server_position(position);
+        }
+        Ok(value)
+    }
+
+    /// Runs `op` and returns its value as the type its method returns.
+    async fn call<T: OpValue>(&mut self, op: Op) -> Result<T, Error> {
+        let method = op.method();
+        typed(&method, self.apply(op).await?)
+    }
+
     /// Length, file size, cursor, access, name, path and offset of the handle.
     pub async fn stat(&mut self) -> Result<pb::StatResponse, Error> {
-        let request = pb::StatRequest {
-            handle: self.handle.clone(),
-        };
-        unary(self.rpc().await?.stat(request).await)
+        self.call(Op::Stat).await
     }
 
     /// `m.read([n])`: up to `n` bytes from the cursor (`None` or negative:
     /// to the end); empty at the end.
     pub async fn read(&mut self, n: Option<i64>) -> Result<Bytes, Error> {
-        let request = pb::ReadRequest {
-            handle: self.handle.clone(),
-            n,
-        };
-        Ok(unary(self.rpc().await?.read(request).await)?.data)
+        self.call(Op::Read { n }).await
     }
 
     /// `m.read_byte()`.
     pub async fn read_byte(&mut self) -> Result<u8, Error> {
-        let request = pb::ReadByteRequest {
-            handle: self.handle.clone(),
-        };
-        byte(unary(self.rpc().await?.read_byte(request).await)?.value)
+        self.call(Op::ReadByte).await
     }
 
     /// `m.readline()`: up to and including the next `\n`, or the rest.
     pub async fn readline(&mut self) -> Result<Bytes, Error> {
-        let request = pb::ReadLineRequest {
-            handle: self.handle.clone(),
-        };
-        Ok(unary(self.rpc().await?.read_line(request).await)?.data)
+        self.call(Op::ReadLine).await
     }
 
     /// `m.write(data)`: writes at the cursor and returns the bytes written.
     pub async fn write(&mut self, data: &[u8]) -> Result<u64, Error> {
-        let request = pb::WriteRequest {
-            handle: self.handle.clone(),
-            data: Bytes::copy_from_slice(data),
-        };
-        Ok(unary(self.rpc().await?.write(request).await)?.written)
+        let data = Bytes::copy_from_slice(data);
+        self.call(Op::Write { data }).await
     }
 
     /// `m.write_byte(value)`; the server rejects values outside 0..=255.
     pub async fn write_byte(&mut self, value: i64) -> Result<(), Error> {
-        let request = pb::WriteByteRequest {
-            handle: self.handle.clone(),
-            value,
-        };
-        unary(self.rpc().await?.write_byte(request).await).map(drop)
+        self.call(Op::WriteByte { value }).await
     }
 
     /// `m.seek(pos, whence)`: returns the new cursor.
     pub async fn seek(&mut self, pos: i64, whence: pb::Whence) -> Result<u64, Error> {
-        let request = pb::SeekRequest {
-            handle: self.handle.clone(),
-            pos,
-            whence: whence.into(),
-        };
-        let position = unary(self.rpc().await?.seek(request).await)?.position;
-        self.io.set_server_position(position);
-        Ok(position)
+        let whence = whence.into();
+        self.call(Op::Seek { pos, whence }).await
     }
 
     /// `m.tell()`: the cursor.
     pub async fn tell(&mut self) -> Result<u64, Error> {
-        let request = pb::TellRequest {
-            handle: self.handle.clone(),
-        };
-        let position = unary(self.rpc().await?.tell(request).await)?.position;
-        self.io.set_server_position(position);
-        Ok(position)
+        self.call(Op::Tell).await
     }
 
     /// `m.size()`: the size of the underlying file (the length for anonymous
     /// regions).
     pub async fn size(&mut self) -> Result<u64, Error> {
-        let request = pb::SizeRequest {
-            handle: self.handle.clone(),
-        };
-        Ok(unary(self.rpc().await?.size(request).await)?.size)
+        self.call(Op::Size).await
     }
 
     /// `len(m)`: the length of the mapping.
@@ -202,10 +212,7 @@ impl RemoteMmap {
         reason = "mirrors Python's mmap, which has no is_empty; emptiness costs a call anyway"
     )]
     pub async fn len(&mut self) -> Result<u64, Error> {
-        let request = pb::LenRequest {
-            handle: self.handle.clone(),
-        };
-        Ok(unary(self.rpc().await?.len(request).await)?.length)
+        self.call(Op::Len).await
     }
 
     /// `m.find(sub[, start[, end]])`: the lowest index of `sub`, or -1.
@@ -215,7 +222,8 @@ impl RemoteMmap {
         start: Option<i64>,
         end: Option<i64>,
     ) -> Result<i64, Error> {
-        self.search(false, sub, start, end).await
+        let sub = Bytes::copy_from_slice(sub);
+        self.call(Op::Find { sub, start, end }).await
     }
 
     /// `m.rfind(sub[, start[, end]])`: the highest index of `sub`, or -1.
@@ -225,61 +233,25 @@ impl RemoteMmap {
         start: Option<i64>,
         end: Option<i64>,
     ) -> Result<i64, Error> {
-        self.search(true, sub, start, end).await
-    }
-
-    async fn search(
-        &mut self,
-        reverse: bool,
-        sub: &[u8],
-        start: Option<i64>,
-        end: Option<i64>,
-    ) -> Result<i64, Error> {
-        let request = pb::FindRequest {
-            handle: self.handle.clone(),
-            sub: Bytes::copy_from_slice(sub),
-            start,
-            end,
-        };
-        let stub = self.rpc().await?;
-        let response = if reverse {
-            stub.r_find(request).await
-        } else {
-            stub.find(request).await
-        };
-        Ok(unary(response)?.index)
+        let sub = Bytes::copy_from_slice(sub);
+        self.call(Op::RFind { sub, start, end }).await
     }
 
     /// `m.flush([offset[, size]])`: msync; once it returns the range is
     /// durable. Also sends any writes buffered by `AsyncWrite` first.
     pub async fn flush(&mut self, offset: Option<i64>, size: Option<i64>) -> Result<(), Error> {
-        let request = pb::FlushRequest {
-            handle: self.handle.clone(),
-            offset,
-            size,
-        };
-        unary(self.rpc().await?.flush(request).await).map(drop)
+        self.call(Op::Flush { offset, size }).await
     }
 
     /// `m.move(dest, src, count)`: memmove within the mapping.
     pub async fn move_(&mut self, dest: i64, src: i64, count: i64) -> Result<(), Error> {
-        let request = pb::MoveRequest {
-            handle: self.handle.clone(),
-            dest,
-            src,
-            count,
-        };
-        unary(self.rpc().await?.r#move(request).await).map(drop)
+        self.call(Op::Move { dest, src, count }).await
     }
 
     /// `m.resize(newsize)`: resizes the mapping (and its file); returns the
     /// new length.
     pub async fn resize(&mut self, new_size: i64) -> Result<u64, Error> {
-        let request = pb::ResizeRequest {
-            handle: self.handle.clone(),
-            new_size,
-        };
-        Ok(unary(self.rpc().await?.resize(request).await)?.length)
+        self.call(Op::Resize { new_size }).await
     }
 
     /// `m.madvise(option[, start[, length]])`.
@@ -289,32 +261,23 @@ impl RemoteMmap {
         start: Option<i64>,
         length: Option<i64>,
     ) -> Result<(), Error> {
-        let request = pb::MadviseRequest {
-            handle: self.handle.clone(),
-            option: option.into(),
+        let option = option.into();
+        self.call(Op::Madvise {
+            option,
             start,
             length,
-        };
-        unary(self.rpc().await?.madvise(request).await).map(drop)
+        })
+        .await
     }
 
     /// `m[index]`; negative indices count from the end.
     pub async fn get(&mut self, index: i64) -> Result<u8, Error> {
-        let request = pb::GetItemRequest {
-            handle: self.handle.clone(),
-            index,
-        };
-        byte(unary(self.rpc().await?.get_item(request).await)?.value)
+        self.call(Op::GetItem { index }).await
     }
 
     /// `m[index] = value`; the server rejects values outside 0..=255.
     pub async fn set(&mut self, index: i64, value: i64) -> Result<(), Error> {
-        let request = pb::SetItemRequest {
-            handle: self.handle.clone(),
-            index,
-            value,
-        };
-        unary(self.rpc().await?.set_item(request).await).map(drop)
+        self.call(Op::SetItem { index, value }).await
     }
 
     /// `m[start:stop:step]`; `None` is Python's `None`.
@@ -324,13 +287,7 @@ impl RemoteMmap {
         stop: Option<i64>,
         step: Option<i64>,
     ) -> Result<Bytes, Error> {
-        let request = pb::GetSliceRequest {
-            handle: self.handle.clone(),
-            start,
-            stop,
-            step,
-        };
-        Ok(unary(self.rpc().await?.get_slice(request).await)?.data)
+        self.call(Op::GetSlice { start, stop, step }).await
     }
 
     /// `m[start:stop:step] = data`; `data` must be exactly as long as the
@@ -342,14 +299,14 @@ impl RemoteMmap {
         step: Option<i64>,
         data: &[u8],
     ) -> Result<(), Error> {
-        let request = pb::SetSliceRequest {
-            handle: self.handle.clone(),
+        let data = Bytes::copy_from_slice(data);
+        self.call(Op::SetSlice {
             start,
             stop,
             step,
-            data: Bytes::copy_from_slice(data),
-        };
-        unary(self.rpc().await?.set_slice(request).await).map(drop)
+            data,
+        })
+        .await
     }
 
     /// Streams `length` bytes (`None`: to the end of the mapping) in chunks
@@ -456,11 +413,6 @@ impl Stream for ReadChunks {
     }
 }
 
-/// The server sends bytes as `uint32`; anything above 255 is its bug.
-fn byte(value: u32) -> Result<u8, Error> {
-    u8::try_from(value).map_err(|_| Error::Protocol(format!("byte value {value} out of range")))
-}
-
 /// The request stream of `WriteStream`: the handle and offset ride on the
 /// first message only (a header-only one if `data` is empty, so the server
 /// still learns the handle), and no message carries more than
@@ -543,11 +495,5 @@ mod tests {
         let sizes: Vec<usize> = out.iter().map(|c| c.data.len()).collect();
         assert_eq!(sizes, vec![MAX_WRITE_CHUNK, MAX_WRITE_CHUNK, 5]);
         assert_eq!(out[0].handle, "h");
-    }
-
-    #[test]
-    fn byte_rejects_out_of_range_values() {
-        assert_eq!(byte(255).ok(), Some(255));
-        assert!(matches!(byte(256), Err(Error::Protocol(_))));
     }
 }

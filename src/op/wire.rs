@@ -253,3 +253,116 @@ impl Value {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// One op of every kind, with every optional argument both set and not.
+    fn every_op() -> Vec<Op> {
+        let b = || Bytes::from_static(b"ab");
+        vec![
+            Op::Read { n: Some(-1) },
+            Op::Read { n: None },
+            Op::ReadByte,
+            Op::ReadLine,
+            Op::Write { data: b() },
+            Op::WriteByte { value: 300 },
+            Op::Seek { pos: -2, whence: 2 },
+            Op::Tell,
+            Op::Size,
+            Op::Len,
+            Op::Find {
+                sub: b(),
+                start: Some(1),
+                end: None,
+            },
+            Op::RFind {
+                sub: b(),
+                start: None,
+                end: Some(-1),
+            },
+            Op::Flush {
+                offset: Some(0),
+                size: None,
+            },
+            Op::Move {
+                dest: 1,
+                src: 2,
+                count: 3,
+            },
+            Op::Resize { new_size: 9 },
+            Op::Madvise {
+                option: 4,
+                start: None,
+                length: Some(1),
+            },
+            Op::GetItem { index: -1 },
+            Op::SetItem { index: 0, value: 7 },
+            Op::GetSlice {
+                start: None,
+                stop: Some(3),
+                step: Some(-1),
+            },
+            Op::SetSlice {
+                start: Some(0),
+                stop: None,
+                step: None,
+                data: b(),
+            },
+            Op::Stat,
+        ]
+    }
+
+    #[test]
+    fn every_op_survives_the_wire() {
+        for op in every_op() {
+            let back = Op::from_pb(op.clone().into_pb("h1".into()));
+            assert_eq!(back, ("h1".to_owned(), op));
+        }
+    }
+
+    #[test]
+    fn every_value_survives_the_wire() {
+        let b = || Bytes::from_static(b"xy");
+        let values = [
+            Value::Read(b()),
+            Value::ReadByte(255),
+            Value::ReadLine(b()),
+            Value::Write(2),
+            Value::WriteByte,
+            Value::Seek(1),
+            Value::Tell(1),
+            Value::Size(5),
+            Value::Len(4),
+            Value::Find(-1),
+            Value::RFind(3),
+            Value::Flush,
+            Value::Move,
+            Value::Resize(8),
+            Value::Madvise,
+            Value::GetItem(0),
+            Value::SetItem,
+            Value::GetSlice(b()),
+            Value::SetSlice,
+            Value::Stat(pb::StatResponse {
+                length: 1,
+                name: "n".into(),
+                ..Default::default()
+            }),
+        ];
+        for value in values {
+            assert_eq!(Value::from_pb(PbResult::from(value.clone())), Ok(value));
+        }
+    }
+
+    #[test]
+    fn a_byte_out_of_range_is_an_error_not_a_wrong_byte() {
+        let result = PbResult::GetItem(pb::GetItemResponse { value: 256 });
+        let status = Value::from_pb(result).unwrap_err();
+        assert_eq!(status.code, 13);
+        assert!(status.message.contains("256"), "{}", status.message);
+    }
+}
