@@ -55,41 +55,46 @@ impl OpValue for Value {
 
 impl OpValue for Bytes {
     fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::Read(data) | Value::ReadLine(data) | Value::GetSlice(data) => Some(data),
-            _ => None,
+        if let Value::Read(data) | Value::ReadLine(data) | Value::GetSlice(data) = value {
+            Some(data)
+        } else {
+            None
         }
     }
 }
 
 impl OpValue for u8 {
     fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::ReadByte(b) | Value::GetItem(b) => Some(b),
-            _ => None,
+        if let Value::ReadByte(b) | Value::GetItem(b) = value {
+            Some(b)
+        } else {
+            None
         }
     }
 }
 
 impl OpValue for u64 {
     fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::Write(n)
-            | Value::Seek(n)
-            | Value::Tell(n)
-            | Value::Size(n)
-            | Value::Len(n)
-            | Value::Resize(n) => Some(n),
-            _ => None,
+        if let Value::Write(n)
+        | Value::Seek(n)
+        | Value::Tell(n)
+        | Value::Size(n)
+        | Value::Len(n)
+        | Value::Resize(n) = value
+        {
+            Some(n)
+        } else {
+            None
         }
     }
 }
 
 impl OpValue for i64 {
     fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::Find(i) | Value::RFind(i) => Some(i),
-            _ => None,
+        if let Value::Find(i) | Value::RFind(i) = value {
+            Some(i)
+        } else {
+            None
         }
     }
 }
@@ -111,9 +116,10 @@ impl OpValue for () {
 
 impl OpValue for pb::StatResponse {
     fn from_value(value: Value) -> Option<Self> {
-        match value {
-            Value::Stat(stat) => Some(stat),
-            _ => None,
+        if let Value::Stat(stat) = value {
+            Some(stat)
+        } else {
+            None
         }
     }
 }
