@@ -1,8 +1,9 @@
-//! Shell commands: the table of commands with their usage and help, and the
-//! execution of one line against the handle. Results print the way Python
-//! shows them: integers, and `bytes` as `b'...'`.
+//! Shell commands: the help table (usage and one line of help per
+//! command), the parsing of a line into the shared [`Op`] vocabulary, and
+//! its execution through [`RemoteMmap::apply`]. Results print the way
+//! Python shows them: integers, and `bytes` as `b'...'`.
 
-use mmapd::{RemoteMmap, Whence};
+use mmapd::{Op, RemoteMmap, Value, Whence};
 
 use super::parse::{Args, ParseResult};
 use crate::{
@@ -155,9 +156,9 @@ pub async fn execute(map: &mut RemoteMmap, line: &str) -> Result<Step> {
         return Ok(Step::Quiet);
     }
     let command = command.to_ascii_lowercase();
-    let parsed = parse(&command, &mut args).and_then(|call| args.end().map(|()| call));
+    let parsed = parse(&command, &mut args).and_then(|line| args.end().map(|()| line));
     match parsed {
-        Ok(call) => call.run(map).await,
+        Ok(line) => line.run(map).await,
         Err(message) => Err(CliError::Usage(match command.as_str() {
             "help" => message,
             _ if COMMANDS.iter().any(|(name, _, _)| *name == command) => {
@@ -168,44 +169,26 @@ pub async fn execute(map: &mut RemoteMmap, line: &str) -> Result<Step> {
     }
 }
 
-/// One parsed command line.
+/// One parsed command line: an mmap method call, in the vocabulary the
+/// server and the client share, or one of the shell's own commands.
 #[derive(Debug)]
-enum Call {
-    Read(Option<i64>),
-    ReadByte,
-    ReadLine,
-    Write(Vec<u8>),
-    WriteByte(i64),
-    Seek(i64, Whence),
-    Tell,
-    Find {
-        sub: Vec<u8>,
-        start: Option<i64>,
-        end: Option<i64>,
-        reverse: bool,
-    },
-    Flush(Option<i64>, Option<i64>),
-    Move(i64, i64, i64),
-    Resize(i64),
-    Madvise(mmapd::Advice, Option<i64>, Option<i64>),
-    Size,
-    Len,
-    Get(i64),
-    Slice(Option<i64>, Option<i64>, Option<i64>),
-    Set(i64, i64),
-    SetSlice(Option<i64>, Option<i64>, Vec<u8>),
-    Stat,
+enum Line {
+    Op(Op),
     Help(String),
     Quit,
 }
 
-fn parse(command: &str, args: &mut Args<'_>) -> ParseResult<Call> {
-    Ok(match command {
-        "read" => Call::Read(args.int("N")?),
-        "read_byte" => Call::ReadByte,
-        "readline" => Call::ReadLine,
-        "write" => Call::Write(args.data()?),
-        "write_byte" => Call::WriteByte(args.required_int("N")?),
+fn parse(command: &str, args: &mut Args<'_>) -> ParseResult<Line> {
+    let op = match command {
+        "read" => Op::Read { n: args.int("N")? },
+        "read_byte" => Op::ReadByte,
+        "readline" => Op::ReadLine,
+        "write" => Op::Write {
+            data: args.data()?.into(),
+        },
+        "write_byte" => Op::WriteByte {
+            value: args.required_int("N")?,
+        },
         "seek" => {
             let pos = args.required_int("POS")?;
             let whence = match args.word()?.as_deref() {
@@ -219,30 +202,47 @@ fn parse(command: &str, args: &mut Args<'_>) -> ParseResult<Call> {
                     ));
                 }
             };
-            Call::Seek(pos, whence)
+            Op::Seek {
+                pos,
+                whence: whence.into(),
+            }
         }
-        "tell" => Call::Tell,
-        "find" | "rfind" => Call::Find {
-            sub: args.required_word("SUB")?,
-            start: args.int("START")?,
-            end: args.int("END")?,
-            reverse: command == "rfind",
+        "tell" => Op::Tell,
+        "find" | "rfind" => {
+            let sub = args.required_word("SUB")?.into();
+            let (start, end) = (args.int("START")?, args.int("END")?);
+            if command == "rfind" {
+                Op::RFind { sub, start, end }
+            } else {
+                Op::Find { sub, start, end }
+            }
+        }
+        "flush" => Op::Flush {
+            offset: args.int("OFFSET")?,
+            size: args.int("SIZE")?,
         },
-        "flush" => Call::Flush(args.int("OFFSET")?, args.int("SIZE")?),
-        "move" => Call::Move(
-            args.required_int("DEST")?,
-            args.required_int("SRC")?,
-            args.required_int("COUNT")?,
-        ),
-        "resize" => Call::Resize(args.required_int("N")?),
+        "move" => Op::Move {
+            dest: args.required_int("DEST")?,
+            src: args.required_int("SRC")?,
+            count: args.required_int("COUNT")?,
+        },
+        "resize" => Op::Resize {
+            new_size: args.required_int("N")?,
+        },
         "madvise" => {
             let advice = args.required_word("ADVICE")?;
             let advice = parse_advice(&String::from_utf8_lossy(&advice))?;
-            Call::Madvise(advice, args.int("START")?, args.int("LENGTH")?)
+            Op::Madvise {
+                option: advice.into(),
+                start: args.int("START")?,
+                length: args.int("LENGTH")?,
+            }
         }
-        "size" => Call::Size,
-        "len" => Call::Len,
-        "get" => Call::Get(args.required_int("I")?),
+        "size" => Op::Size,
+        "len" => Op::Len,
+        "get" => Op::GetItem {
+            index: args.required_int("I")?,
+        },
         "slice" => {
             let start = args.bound("START")?;
             let stop = args.bound("STOP")?;
@@ -251,86 +251,74 @@ fn parse(command: &str, args: &mut Args<'_>) -> ParseResult<Call> {
                 Some(word) if word == b"None" || word == b"_" => None,
                 Some(word) => Some(super::parse::parse_int(&word, "STEP")?),
             };
-            Call::Slice(start, stop, step)
+            Op::GetSlice { start, stop, step }
         }
-        "set" => Call::Set(args.required_int("I")?, args.required_int("V")?),
-        "setslice" => {
-            let start = args.bound("START")?;
-            let stop = args.bound("STOP")?;
-            Call::SetSlice(start, stop, args.data()?)
-        }
-        "stat" => Call::Stat,
-        "help" | "?" => Call::Help(help(args.word()?.as_deref())?),
-        "quit" | "exit" => Call::Quit,
+        "set" => Op::SetItem {
+            index: args.required_int("I")?,
+            value: args.required_int("V")?,
+        },
+        "setslice" => Op::SetSlice {
+            start: args.bound("START")?,
+            stop: args.bound("STOP")?,
+            step: None,
+            data: args.data()?.into(),
+        },
+        "stat" => Op::Stat,
+        "help" | "?" => return Ok(Line::Help(help(args.word()?.as_deref())?)),
+        "quit" | "exit" => return Ok(Line::Quit),
         other => return Err(format!("unknown command {other:?}; type help for the list")),
-    })
+    };
+    Ok(Line::Op(op))
 }
 
-impl Call {
+impl Line {
     async fn run(self, map: &mut RemoteMmap) -> Result<Step> {
-        let print = |value: String| Ok(Step::Print(value));
         match self {
-            Call::Read(n) => print(bytes_repr(&map.read(n).await?)),
-            Call::ReadByte => print(map.read_byte().await?.to_string()),
-            Call::ReadLine => print(bytes_repr(&map.readline().await?)),
-            Call::Write(data) => print(map.write(&data).await?.to_string()),
-            Call::WriteByte(value) => quiet(map.write_byte(value).await?),
-            Call::Seek(pos, whence) => print(map.seek(pos, whence).await?.to_string()),
-            Call::Tell => print(map.tell().await?.to_string()),
-            Call::Find {
-                sub,
-                start,
-                end,
-                reverse: false,
-            } => print(map.find(&sub, start, end).await?.to_string()),
-            Call::Find {
-                sub,
-                start,
-                end,
-                reverse: true,
-            } => print(map.rfind(&sub, start, end).await?.to_string()),
-            Call::Flush(offset, size) => quiet(map.flush(offset, size).await?),
-            Call::Move(dest, src, count) => quiet(map.move_(dest, src, count).await?),
-            Call::Resize(n) => quiet(map.resize(n).await.map(drop)?),
-            Call::Madvise(advice, start, length) => {
-                quiet(map.madvise(advice, start, length).await?)
-            }
-            Call::Size => print(map.size().await?.to_string()),
-            Call::Len => print(map.len().await?.to_string()),
-            Call::Get(index) => print(map.get(index).await?.to_string()),
-            Call::Slice(start, stop, step) => {
-                print(bytes_repr(&map.get_slice(start, stop, step).await?))
-            }
-            Call::Set(index, value) => quiet(map.set(index, value).await?),
-            Call::SetSlice(start, stop, data) => {
-                quiet(map.set_slice(start, stop, None, &data).await?)
-            }
-            Call::Stat => {
-                let stat = map.stat().await?;
-                let rows = [
-                    ("length", stat.length.to_string()),
-                    ("size", stat.size.to_string()),
-                    ("position", stat.position.to_string()),
-                    ("access", access_name(stat.access()).to_owned()),
-                    ("name", stat.name.clone()),
-                    ("path", display_path(&stat.path)),
-                    ("offset", stat.offset.to_string()),
-                ];
-                let rows: Vec<Vec<String>> = rows
-                    .into_iter()
-                    .map(|(key, value)| vec![key.to_owned(), value])
-                    .collect();
-                print(align(&rows).trim_end().to_owned())
-            }
-            Call::Help(text) => print(text.trim_end().to_owned()),
-            Call::Quit => Ok(Step::Quit),
+            Line::Op(op) => Ok(show(map.apply(op).await?)),
+            Line::Help(text) => Ok(Step::Print(text.trim_end().to_owned())),
+            Line::Quit => Ok(Step::Quit),
         }
     }
 }
 
-/// The result of a method that returns None.
-fn quiet((): ()) -> Result<Step> {
-    Ok(Step::Quiet)
+/// What Python's REPL would print for the value: numbers, `bytes` as
+/// `b'...'`, and nothing for the methods that return None (`resize`
+/// included: Python's returns None, though the server reports the length).
+fn show(value: Value) -> Step {
+    let print = Step::Print;
+    match value {
+        Value::Read(data) | Value::ReadLine(data) | Value::GetSlice(data) => {
+            print(bytes_repr(&data))
+        }
+        Value::ReadByte(b) | Value::GetItem(b) => print(b.to_string()),
+        Value::Write(n) | Value::Seek(n) | Value::Tell(n) | Value::Size(n) | Value::Len(n) => {
+            print(n.to_string())
+        }
+        Value::Find(i) | Value::RFind(i) => print(i.to_string()),
+        Value::WriteByte
+        | Value::Flush
+        | Value::Move
+        | Value::Resize(_)
+        | Value::Madvise
+        | Value::SetItem
+        | Value::SetSlice => Step::Quiet,
+        Value::Stat(stat) => {
+            let rows = [
+                ("length", stat.length.to_string()),
+                ("size", stat.size.to_string()),
+                ("position", stat.position.to_string()),
+                ("access", access_name(stat.access()).to_owned()),
+                ("name", stat.name.clone()),
+                ("path", display_path(&stat.path)),
+                ("offset", stat.offset.to_string()),
+            ];
+            let rows: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|(key, value)| vec![key.to_owned(), value])
+                .collect();
+            print(align(&rows).trim_end().to_owned())
+        }
+    }
 }
 
 /// A mapping's path, or `(anonymous)`.
