@@ -9,10 +9,11 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use mmapd::pb::{Access, Advice, Whence};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 
-use crate::ops::{Call, MapState, Op, slice_len};
+use crate::ops::{Call, MapState, Method, Op, slice_len};
 
 /// Most maps open at once.
 const MAX_OPEN: usize = 8;
@@ -143,7 +144,9 @@ impl Model {
                 map.pos = state.pos;
             }
         }
-        if let (Call::Resize { .. }, Some(path), true) = (&op.call, &map.path, succeeded) {
+        if let (Call::Method(Method::Resize { .. }), Some(path), true) =
+            (&op.call, &map.path, succeeded)
+        {
             self.file_sizes.insert(path.clone(), map.offset + map.len);
         }
     }
@@ -347,8 +350,8 @@ impl Gen {
 
     fn call(&mut self, kind: Kind, map: &MapModel) -> Call {
         let (len, pos, page) = (map.len, map.pos, self.page);
-        match kind {
-            Kind::Close => Call::Close,
+        Call::Method(match kind {
+            Kind::Close => return Call::Close,
             Kind::Read => {
                 let n = self.opt(0.25, |g| match g.rng.random_range(0..8) {
                     0 => g.pick(&[-1, i64::MIN]),
@@ -358,10 +361,10 @@ impl Gen {
                     6 => len + 1,
                     _ => g.pick(&[i64::MAX, 1 << 40]),
                 });
-                Call::Read { n }
+                Method::Read { n }
             }
-            Kind::ReadByte => Call::ReadByte,
-            Kind::ReadLine => Call::ReadLine,
+            Kind::ReadByte => Method::ReadByte,
+            Kind::ReadLine => Method::ReadLine,
             Kind::Write => {
                 let remaining = (len - pos).max(0);
                 let n = match self.rng.random_range(0..10) {
@@ -373,11 +376,11 @@ impl Gen {
                     7..=8 => self.between(0, remaining),
                     _ => self.between(page / 2, 2 * page),
                 };
-                Call::Write {
-                    data: self.bytes(n),
+                Method::Write {
+                    data: self.bytes(n).into(),
                 }
             }
-            Kind::WriteByte => Call::WriteByte {
+            Kind::WriteByte => Method::WriteByte {
                 value: self.byte_value(),
             },
             Kind::Seek => {
@@ -388,27 +391,27 @@ impl Gen {
                     Whence::End if near => self.between(-len - 1, 1),
                     Whence::Set | Whence::Cur | Whence::End => self.position(len),
                 };
-                Call::Seek {
+                Method::Seek {
                     pos,
                     whence: whence as i32,
                 }
             }
-            Kind::Tell => Call::Tell,
-            Kind::Size => Call::Size,
-            Kind::Len => Call::Len,
+            Kind::Tell => Method::Tell,
+            Kind::Size => Method::Size,
+            Kind::Len => Method::Len,
             Kind::Find | Kind::Rfind => {
                 let sub = if self.chance(0.15) {
-                    Vec::new()
+                    Bytes::new()
                 } else {
                     let n = self.between(1, 3);
-                    self.bytes(n)
+                    self.bytes(n).into()
                 };
                 let start = self.opt(0.4, |g| g.position(len));
                 let end = self.opt(0.4, |g| g.position(len));
                 if kind == Kind::Find {
-                    Call::Find { sub, start, end }
+                    Method::Find { sub, start, end }
                 } else {
-                    Call::Rfind { sub, start, end }
+                    Method::RFind { sub, start, end }
                 }
             }
             Kind::Flush => {
@@ -428,7 +431,7 @@ impl Gen {
                     6 => -1,
                     _ => g.pick(&HUGE),
                 });
-                Call::Flush { offset, size }
+                Method::Flush { offset, size }
             }
             Kind::Move => {
                 let count = self.between(0, len);
@@ -444,9 +447,9 @@ impl Gen {
                     args[which] = bad;
                 }
                 let [dest, src, count] = args;
-                Call::Move { dest, src, count }
+                Method::Move { dest, src, count }
             }
-            Kind::Resize => Call::Resize {
+            Kind::Resize => Method::Resize {
                 new_size: self.new_size(map),
             },
             Kind::RefusedMadvise => {
@@ -455,7 +458,7 @@ impl Gen {
                 let option = self.pick(&REFUSED_ADVICE);
                 let start = self.opt(0.5, |_| 0);
                 let length = self.opt(0.5, |g| g.between(0, len));
-                Call::Madvise {
+                Method::Madvise {
                     option,
                     start,
                     length,
@@ -484,22 +487,22 @@ impl Gen {
                     6 => -1,
                     _ => g.pick(&[i64::MAX, 1 << 40, i64::MIN]),
                 });
-                Call::Madvise {
+                Method::Madvise {
                     option,
                     start,
                     length,
                 }
             }
-            Kind::GetItem => Call::GetItem {
+            Kind::GetItem => Method::GetItem {
                 index: self.position(len),
             },
-            Kind::SetItem => Call::SetItem {
+            Kind::SetItem => Method::SetItem {
                 index: self.position(len),
                 value: self.byte_value(),
             },
             Kind::GetSlice => {
                 let (start, stop, step) = self.slice(len);
-                Call::GetSlice { start, stop, step }
+                Method::GetSlice { start, stop, step }
             }
             Kind::SetSlice => {
                 let (start, stop, step) = self.slice(len);
@@ -509,14 +512,14 @@ impl Gen {
                 } else {
                     self.pick(&[exact + 1, (exact - 1).max(0), 0])
                 };
-                Call::SetSlice {
+                Method::SetSlice {
                     start,
                     stop,
                     step,
-                    data: self.bytes(n),
+                    data: self.bytes(n).into(),
                 }
             }
-        }
+        })
     }
 
     /// A resize argument: shrinks, grows (within a few pages), 0, negative.

@@ -90,7 +90,7 @@ use tonic::Code;
 
 use crate::{
     generator::{Gen, MapModel, Model, REFUSED_ADVICE},
-    ops::{Call, Op, Val, show_bytes, show_outcome},
+    ops::{Call, Method, Op, Val, show_bytes, show_outcome},
     oracle::{Oracle, Reply},
     server::{Answer, Server},
 };
@@ -362,7 +362,7 @@ impl Run {
         };
         if matches!(op.call, Call::Map { .. }) {
             self.check_stat(index, op.id, &map, false).await;
-        } else if let (Call::Flush { .. }, Some(path)) = (&op.call, &map.path) {
+        } else if let (Call::Method(Method::Flush { .. }), Some(path)) = (&op.call, &map.path) {
             self.compare_file(index, path, false);
         }
     }
@@ -681,7 +681,7 @@ impl fmt::Display for Expected {
 /// Whether `op` is advice mmapd refuses (deviation 4), which only the server
 /// sees.
 fn is_refused_advice(op: &Op) -> bool {
-    matches!(op.call, Call::Madvise { option, .. } if REFUSED_ADVICE.contains(&option))
+    matches!(op.call, Call::Method(Method::Madvise { option, .. }) if REFUSED_ADVICE.contains(&option))
 }
 
 /// Names the Pipeline server in a failure about it.

@@ -1,13 +1,17 @@
 //! The operations the differential test applies to both sides (mmapd over
 //! gRPC and CPython's `mmap` in the oracle), and their outcomes.
 //!
-//! An [`Op`] serializes to exactly the JSON request the oracle reads (see
+//! The methods are the shared [`mmapd::Op`] vocabulary ([`Method`]), the
+//! same one the server applies and the clients send. An [`Op`] serializes to
+//! exactly the JSON request the oracle reads (see
 //! `tests/oracle/mmap_oracle.py`); its `Display` is that JSON, which is also
 //! how failures print it.
 
 use std::fmt;
 
+pub use mmapd::Op as Method;
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::json;
 
 /// One operation on the map numbered `id` (for `Map`, the map it creates).
 #[derive(Debug, Clone, Serialize)]
@@ -19,10 +23,9 @@ pub struct Op {
     pub call: Call,
 }
 
-/// A method of CPython's `mmap` object with its arguments; `None` is an unset
-/// optional field on the wire and an omitted argument in Python.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+/// What an [`Op`] does: open or close a map, or call one of its methods
+/// in the vocabulary the server and the clients share ([`Method`]).
+#[derive(Debug, Clone)]
 pub enum Call {
     /// `mmap.mmap(fileno, length, access=, offset=)`; no `path` is fileno -1.
     Map {
@@ -33,74 +36,8 @@ pub enum Call {
     },
     /// `m.close()`.
     Close,
-    /// `m.read([n])`.
-    Read { n: Option<i64> },
-    /// `m.read_byte()`.
-    ReadByte,
-    /// `m.readline()`.
-    ReadLine,
-    /// `m.write(data)`.
-    Write {
-        #[serde(serialize_with = "hex_field")]
-        data: Vec<u8>,
-    },
-    /// `m.write_byte(value)`.
-    WriteByte { value: i64 },
-    /// `m.seek(pos, whence)`.
-    Seek { pos: i64, whence: i32 },
-    /// `m.tell()`.
-    Tell,
-    /// `m.size()`.
-    Size,
-    /// `len(m)`.
-    Len,
-    /// `m.find(sub[, start[, end]])`.
-    Find {
-        #[serde(serialize_with = "hex_field")]
-        sub: Vec<u8>,
-        start: Option<i64>,
-        end: Option<i64>,
-    },
-    /// `m.rfind(sub[, start[, end]])`.
-    Rfind {
-        #[serde(serialize_with = "hex_field")]
-        sub: Vec<u8>,
-        start: Option<i64>,
-        end: Option<i64>,
-    },
-    /// `m.flush([offset[, size]])`.
-    Flush {
-        offset: Option<i64>,
-        size: Option<i64>,
-    },
-    /// `m.move(dest, src, count)`.
-    Move { dest: i64, src: i64, count: i64 },
-    /// `m.resize(new_size)`.
-    Resize { new_size: i64 },
-    /// `m.madvise(option[, start[, length]])`.
-    Madvise {
-        option: i32,
-        start: Option<i64>,
-        length: Option<i64>,
-    },
-    /// `m[index]`.
-    GetItem { index: i64 },
-    /// `m[index] = value`.
-    SetItem { index: i64, value: i64 },
-    /// `m[start:stop:step]`.
-    GetSlice {
-        start: Option<i64>,
-        stop: Option<i64>,
-        step: Option<i64>,
-    },
-    /// `m[start:stop:step] = data`.
-    SetSlice {
-        start: Option<i64>,
-        stop: Option<i64>,
-        step: Option<i64>,
-        #[serde(serialize_with = "hex_field")]
-        data: Vec<u8>,
-    },
+    /// Any other method of the map.
+    Method(Method),
 }
 
 impl Call {
@@ -109,26 +46,87 @@ impl Call {
         match self {
             Call::Map { .. } => "map",
             Call::Close => "close",
-            Call::Read { .. } => "read",
-            Call::ReadByte => "read_byte",
-            Call::ReadLine => "read_line",
-            Call::Write { .. } => "write",
-            Call::WriteByte { .. } => "write_byte",
-            Call::Seek { .. } => "seek",
-            Call::Tell => "tell",
-            Call::Size => "size",
-            Call::Len => "len",
-            Call::Find { .. } => "find",
-            Call::Rfind { .. } => "rfind",
-            Call::Flush { .. } => "flush",
-            Call::Move { .. } => "move",
-            Call::Resize { .. } => "resize",
-            Call::Madvise { .. } => "madvise",
-            Call::GetItem { .. } => "get_item",
-            Call::SetItem { .. } => "set_item",
-            Call::GetSlice { .. } => "get_slice",
-            Call::SetSlice { .. } => "set_slice",
+            Call::Method(m) => match m {
+                Method::Read { .. } => "read",
+                Method::ReadByte => "read_byte",
+                Method::ReadLine => "read_line",
+                Method::Write { .. } => "write",
+                Method::WriteByte { .. } => "write_byte",
+                Method::Seek { .. } => "seek",
+                Method::Tell => "tell",
+                Method::Size => "size",
+                Method::Len => "len",
+                Method::Find { .. } => "find",
+                Method::RFind { .. } => "rfind",
+                Method::Flush { .. } => "flush",
+                Method::Move { .. } => "move",
+                Method::Resize { .. } => "resize",
+                Method::Madvise { .. } => "madvise",
+                Method::GetItem { .. } => "get_item",
+                Method::SetItem { .. } => "set_item",
+                Method::GetSlice { .. } => "get_slice",
+                Method::SetSlice { .. } => "set_slice",
+                Method::Stat => "stat",
+            },
         }
+    }
+
+    /// The oracle's JSON request: `op` names the call, the other fields
+    /// are its arguments (`null` for Python's omitted ones), bytes in hex.
+    fn json(&self) -> serde_json::Value {
+        let mut json = match self {
+            Call::Map {
+                path,
+                length,
+                offset,
+                access,
+            } => json!({"path": path, "length": length, "offset": offset, "access": access}),
+            Call::Close => json!({}),
+            Call::Method(m) => match m {
+                Method::Read { n } => json!({ "n": n }),
+                Method::Write { data } => json!({ "data": to_hex(data) }),
+                Method::WriteByte { value } => json!({ "value": value }),
+                Method::Seek { pos, whence } => json!({"pos": pos, "whence": whence}),
+                Method::Find { sub, start, end } | Method::RFind { sub, start, end } => {
+                    json!({"sub": to_hex(sub), "start": start, "end": end})
+                }
+                Method::Flush { offset, size } => json!({"offset": offset, "size": size}),
+                Method::Move { dest, src, count } => {
+                    json!({"dest": dest, "src": src, "count": count})
+                }
+                Method::Resize { new_size } => json!({ "new_size": new_size }),
+                Method::Madvise {
+                    option,
+                    start,
+                    length,
+                } => json!({"option": option, "start": start, "length": length}),
+                Method::GetItem { index } => json!({ "index": index }),
+                Method::SetItem { index, value } => json!({"index": index, "value": value}),
+                Method::GetSlice { start, stop, step } => {
+                    json!({"start": start, "stop": stop, "step": step})
+                }
+                Method::SetSlice {
+                    start,
+                    stop,
+                    step,
+                    data,
+                } => json!({"start": start, "stop": stop, "step": step, "data": to_hex(data)}),
+                Method::ReadByte
+                | Method::ReadLine
+                | Method::Tell
+                | Method::Size
+                | Method::Len
+                | Method::Stat => json!({}),
+            },
+        };
+        json["op"] = self.name().into();
+        json
+    }
+}
+
+impl Serialize for Call {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json().serialize(serializer)
     }
 }
 
@@ -257,10 +255,6 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
                 .ok_or_else(|| format!("bad hex at {}", 2 * i))
         })
         .collect()
-}
-
-fn hex_field<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&to_hex(bytes))
 }
 
 /// The length of `m[start:stop:step]` for a map of `len` bytes, computed the

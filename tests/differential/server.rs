@@ -16,7 +16,10 @@ use std::{
     time::Duration,
 };
 
-use mmapd::pb::{self, mmap_client::MmapClient, op::Op as PbOp, op_result::Result as PbResult};
+use mmapd::{
+    Value,
+    pb::{self, mmap_client::MmapClient, op::Op as PbOp, op_result::Result as PbResult},
+};
 use prost::Message;
 use tokio::{
     sync::{mpsc, oneshot},
@@ -451,120 +454,21 @@ fn failure(status: &Status) -> Result<Failure, String> {
 }
 
 /// The wire request of `call` on `handle`, shared by the unary calls and
-/// Pipeline; `None` for `Map` and `Close`, which are not Pipeline ops.
+/// Pipeline: the shared vocabulary's own conversion. `None` for `Map` and
+/// `Close`, which are not Pipeline ops.
 fn wire_op(call: &Call, handle: String) -> Option<PbOp> {
-    Some(match call {
-        Call::Map { .. } | Call::Close => return None,
-        Call::Read { n } => PbOp::Read(pb::ReadRequest { handle, n: *n }),
-        Call::ReadByte => PbOp::ReadByte(pb::ReadByteRequest { handle }),
-        Call::ReadLine => PbOp::ReadLine(pb::ReadLineRequest { handle }),
-        Call::Write { data } => PbOp::Write(pb::WriteRequest {
-            handle,
-            data: data.clone().into(),
-        }),
-        Call::WriteByte { value } => PbOp::WriteByte(pb::WriteByteRequest {
-            handle,
-            value: *value,
-        }),
-        Call::Seek { pos, whence } => PbOp::Seek(pb::SeekRequest {
-            handle,
-            pos: *pos,
-            whence: *whence,
-        }),
-        Call::Tell => PbOp::Tell(pb::TellRequest { handle }),
-        Call::Size => PbOp::Size(pb::SizeRequest { handle }),
-        Call::Len => PbOp::Len(pb::LenRequest { handle }),
-        Call::Find { sub, start, end } => PbOp::Find(pb::FindRequest {
-            handle,
-            sub: sub.clone().into(),
-            start: *start,
-            end: *end,
-        }),
-        Call::Rfind { sub, start, end } => PbOp::Rfind(pb::FindRequest {
-            handle,
-            sub: sub.clone().into(),
-            start: *start,
-            end: *end,
-        }),
-        Call::Flush { offset, size } => PbOp::Flush(pb::FlushRequest {
-            handle,
-            offset: *offset,
-            size: *size,
-        }),
-        Call::Move { dest, src, count } => PbOp::Move(pb::MoveRequest {
-            handle,
-            dest: *dest,
-            src: *src,
-            count: *count,
-        }),
-        Call::Resize { new_size } => PbOp::Resize(pb::ResizeRequest {
-            handle,
-            new_size: *new_size,
-        }),
-        Call::Madvise {
-            option,
-            start,
-            length,
-        } => PbOp::Madvise(pb::MadviseRequest {
-            handle,
-            option: *option,
-            start: *start,
-            length: *length,
-        }),
-        Call::GetItem { index } => PbOp::GetItem(pb::GetItemRequest {
-            handle,
-            index: *index,
-        }),
-        Call::SetItem { index, value } => PbOp::SetItem(pb::SetItemRequest {
-            handle,
-            index: *index,
-            value: *value,
-        }),
-        Call::GetSlice { start, stop, step } => PbOp::GetSlice(pb::GetSliceRequest {
-            handle,
-            start: *start,
-            stop: *stop,
-            step: *step,
-        }),
-        Call::SetSlice {
-            start,
-            stop,
-            step,
-            data,
-        } => PbOp::SetSlice(pb::SetSliceRequest {
-            handle,
-            start: *start,
-            stop: *stop,
-            step: *step,
-            data: data.clone().into(),
-        }),
-    })
+    match call {
+        Call::Map { .. } | Call::Close => None,
+        Call::Method(method) => Some(method.clone().into_pb(handle)),
+    }
 }
 
 /// The Python value of a unary response or a Pipeline result; a Pipeline
 /// op's error status is decoded exactly like a unary call's.
 fn answer(result: PbResult) -> Result<Answer, String> {
-    Ok(Ok(match result {
-        PbResult::Read(r) => Val::Bytes(r.data.to_vec()),
-        PbResult::ReadLine(r) => Val::Bytes(r.data.to_vec()),
-        PbResult::GetSlice(r) => Val::Bytes(r.data.to_vec()),
-        PbResult::ReadByte(r) => int(r.value),
-        PbResult::GetItem(r) => int(r.value),
-        PbResult::Write(r) => int(r.written),
-        PbResult::Seek(r) => int(r.position),
-        PbResult::Tell(r) => int(r.position),
-        PbResult::Size(r) => int(r.size),
-        PbResult::Len(r) => int(r.length),
-        PbResult::Resize(r) => int(r.length),
-        PbResult::Find(r) | PbResult::Rfind(r) => int(r.index),
-        PbResult::WriteByte(_)
-        | PbResult::Flush(_)
-        | PbResult::Move(_)
-        | PbResult::Madvise(_)
-        | PbResult::SetItem(_)
-        | PbResult::SetSlice(_) => Val::None,
-        PbResult::Stat(r) => return Err(format!("a Stat result to a mmap method: {r:?}")),
-        PbResult::Error(status) => {
+    let value = match Value::from_pb(result) {
+        Ok(value) => value,
+        Err(status) => {
             let status = Status::with_details(
                 Code::from_i32(status.code),
                 status.message.clone(),
@@ -572,5 +476,25 @@ fn answer(result: PbResult) -> Result<Answer, String> {
             );
             return failure(&status).map(Err);
         }
+    };
+    Ok(Ok(match value {
+        Value::Read(data) | Value::ReadLine(data) | Value::GetSlice(data) => {
+            Val::Bytes(data.to_vec())
+        }
+        Value::ReadByte(b) | Value::GetItem(b) => int(b),
+        Value::Write(n)
+        | Value::Seek(n)
+        | Value::Tell(n)
+        | Value::Size(n)
+        | Value::Len(n)
+        | Value::Resize(n) => int(n),
+        Value::Find(i) | Value::RFind(i) => int(i),
+        Value::WriteByte
+        | Value::Flush
+        | Value::Move
+        | Value::Madvise
+        | Value::SetItem
+        | Value::SetSlice => Val::None,
+        Value::Stat(r) => return Err(format!("a Stat result to a mmap method: {r:?}")),
     }))
 }
