@@ -25,41 +25,30 @@ pub enum Cost {
 
 /// The access-control action `op` needs beyond owning the handle.
 pub fn action(op: &Op) -> Option<Action> {
-    match op {
-        Op::Flush { .. } => Some(Action::Flush),
-        Op::Move { .. } => Some(Action::Move),
-        Op::Resize { .. } => Some(Action::Resize),
-        Op::Read { .. }
-        | Op::ReadByte
-        | Op::ReadLine
-        | Op::Write { .. }
-        | Op::WriteByte { .. }
-        | Op::Seek { .. }
-        | Op::Tell
-        | Op::Size
-        | Op::Len
-        | Op::Find { .. }
-        | Op::RFind { .. }
-        | Op::Madvise { .. }
-        | Op::GetItem { .. }
-        | Op::SetItem { .. }
-        | Op::GetSlice { .. }
-        | Op::SetSlice { .. }
-        | Op::Stat => None,
-    }
+    needs(op, 0).0
 }
 
 /// How expensive `op` is on a mapping of `len` bytes. An estimate: a
 /// missing start counts from 0, which overestimates.
 pub fn cost(op: &Op, len: u64) -> Cost {
+    needs(op, len).1
+}
+
+/// What `op` needs besides owning the handle, in one match so that a new op
+/// is decided in one place: a privilege, and how to schedule it.
+fn needs(op: &Op, len: u64) -> (Option<Action>, Cost) {
+    let bytes = |n: u64| (None, Cost::Bytes(n));
     match op {
-        Op::Read { n } => Cost::Bytes(n.filter(|&n| n >= 0).map_or(len, |n| (n as u64).min(len))),
+        Op::Read { n } => bytes(n.filter(|&n| n >= 0).map_or(len, |n| (n as u64).min(len))),
         Op::Find { start, end, .. } | Op::RFind { start, end, .. } => {
-            Cost::Bytes(span(len, *start, *end))
+            bytes(span(len, *start, *end))
         }
-        Op::GetSlice { start, stop, .. } => Cost::Bytes(span(len, *start, *stop)),
-        Op::Write { data } | Op::SetSlice { data, .. } => Cost::Bytes(data.len() as u64),
-        Op::Flush { .. } | Op::Resize { .. } | Op::Madvise { .. } => Cost::Blocking,
+        Op::GetSlice { start, stop, .. } => bytes(span(len, *start, *stop)),
+        Op::Write { data } | Op::SetSlice { data, .. } => bytes(data.len() as u64),
+        Op::Flush { .. } => (Some(Action::Flush), Cost::Blocking),
+        Op::Resize { .. } => (Some(Action::Resize), Cost::Blocking),
+        Op::Madvise { .. } => (None, Cost::Blocking),
+        Op::Move { .. } => (Some(Action::Move), Cost::Inline),
         Op::ReadByte
         | Op::ReadLine
         | Op::WriteByte { .. }
@@ -67,10 +56,9 @@ pub fn cost(op: &Op, len: u64) -> Cost {
         | Op::Tell
         | Op::Size
         | Op::Len
-        | Op::Move { .. }
         | Op::GetItem { .. }
         | Op::SetItem { .. }
-        | Op::Stat => Cost::Inline,
+        | Op::Stat => (None, Cost::Inline),
     }
 }
 
