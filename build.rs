@@ -26,6 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The per-op error of Pipeline is tonic-types' `Status` (the same
         // prost version), so it converts to and from `tonic::Status` details.
         .extern_path(".google.rpc.Status", "::tonic_types::Status")
+        // Prost's codec with a hook the server uses to guard zero-copy
+        // ReadStream chunks while they are encoded (src/codec.rs).
+        .codec_path("crate::codec::MmapdCodec")
         .emit_rerun_if_changed(false)
         .build_client(true)
         .build_server(true)

@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+pub mod codec;
 mod error;
 mod io;
 pub mod op;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use rustix::{io::Errno, mm::Advice};
 
@@ -15,6 +16,37 @@ use crate::{
     mem::{self, Broken},
     scan, slice,
 };
+
+/// One chunk of a ReadStream.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Where the bytes start in the region.
+    pub offset: u64,
+    /// The bytes: a view of the mapping, or a copy.
+    pub data: Bytes,
+    /// Asked after the bytes were sent.
+    pub sent: Sent,
+}
+
+/// Whether a chunk's bytes were still intact when the encoder copied them
+/// (a view is read after [`Handle::read_chunk`] returns).
+#[derive(Debug)]
+pub struct Sent {
+    watch: Option<mem::Watch>,
+    mapping: Arc<Mapping>,
+}
+
+impl Sent {
+    /// MAPPING_BROKEN when the pages under the view were lost (the file
+    /// was truncated) while or before they were encoded: the chunk may
+    /// have carried zeros, so the stream must not end in success.
+    pub fn check(&self) -> Result<()> {
+        match &self.watch {
+            Some(watch) if watch.broke() => Err(self.mapping.broken()),
+            Some(_) | None => Ok(()),
+        }
+    }
+}
 
 /// The cursor of a handle, and whether it is still open.
 #[derive(Debug)]
@@ -495,8 +527,11 @@ impl Handle {
     }
 
     /// Reads up to `max` bytes for a stream, at the cursor (advancing it) or
-    /// at an offset. `limit` is the stream's end; an empty result ends it.
-    pub fn read_chunk(&self, at: At, limit: u64, max: usize) -> Result<(u64, Vec<u8>)> {
+    /// at an offset. `limit` is the stream's end; an empty chunk ends it.
+    /// A shared file mapping's chunk is a zero-copy view of its pages (see
+    /// `mem`), read later by the encoder: the stream must ask the chunk's
+    /// [`Sent`] whether that read was intact before it goes on or ends.
+    pub fn read_chunk(&self, at: At, limit: u64, max: usize) -> Result<Chunk> {
         self.open(|pos| {
             let region = self.mapping.region().read();
             let len = region.len() as u64;
@@ -507,14 +542,30 @@ impl Handle {
             let end = limit.min(len).max(start.min(len));
             let start = start.min(end);
             let n = ((end - start) as usize).min(max);
-            let data = region
-                .copy_out(start as usize..start as usize + n)
-                .map_err(|Broken| self.mapping.broken())?;
+            let range = start as usize..start as usize + n;
+            // Anonymous regions are RAM a view would keep past their
+            // close and quota; they are copied, like private maps.
+            let (data, watch) = if region.viewable() && self.mapping.path().is_some() {
+                let (data, watch) = region.view(range).map_err(|Broken| self.mapping.broken())?;
+                (data, Some(watch))
+            } else {
+                let data = region
+                    .copy_out(range)
+                    .map_err(|Broken| self.mapping.broken())?;
+                (data.into(), None)
+            };
             // Like read(): a cursor past the end stays where it is.
             if let (At::Cursor, true) = (at, n > 0) {
                 *pos = (start + n as u64) as i64;
             }
-            Ok((start, data))
+            Ok(Chunk {
+                offset: start,
+                data,
+                sent: Sent {
+                    watch,
+                    mapping: Arc::clone(&self.mapping),
+                },
+            })
         })
     }
 

@@ -209,6 +209,7 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     mem::setup_process();
+    mmapd::codec::set_view_guard(mem::encode_guarded);
     let root = paths::Root::open(&config.root)
         .map_err(|err| format!("cannot open data root {}: {err}", config.root.display()))?;
     let limits = config.limits;

@@ -25,6 +25,33 @@
 //! Nothing is lost that was not already lost: the region is broken, and the
 //! pages of a shared mapping stay in the file's page cache.
 //!
+//! Zero-copy views (ReadStream chunks). A region's pages live in an
+//! [`Area`] behind an `Arc`; [`Region::view`] hands out `Bytes` that own a
+//! clone of it, so a close or a resize never unmaps memory a view points
+//! at: a resize `mremap`s only while no view is alive, else it maps the
+//! file afresh and the old area is unmapped with its last view. This is the
+//! one place the no-`&[u8]` rule above is relaxed, and only under three
+//! conditions that keep it sound in practice:
+//! - views exist only over shared file mappings (READ / WRITE / DEFAULT).
+//!   A private (COPY) map's pages are our own memory that our own writes
+//!   change under the view, and an anonymous region's pages are RAM that
+//!   would outlive its quota; both keep the copy path;
+//! - a view's bytes are read by exactly one thing: the gRPC encoder's
+//!   `memcpy` into its buffer ([`encode_guarded`], installed as the hook
+//!   of `mmapd::codec`). Nothing branches on the bytes, so a concurrent
+//!   write (by another process, or by a Write on the same mapping after the
+//!   view was cut) can only make the chunk show the newer bytes, exactly as
+//!   a `read(2)` racing a writer would;
+//! - that copy runs under the same SIGBUS guard as every other access. The
+//!   encoder finds the area from the view's address in a registry of live
+//!   shared areas ([`LISTED`], looked up in normal context, never in the
+//!   handler). A fault marks the area broken; the stream checks the mark
+//!   (a [`Watch`]) before its next chunk and before its end, so the RPC
+//!   ends with MAPPING_BROKEN instead of reporting the zeros as a success.
+//!   The one chunk the fault hit may reach the client (filled with zeros)
+//!   ahead of that error: the encoder cannot take back bytes it wrote, and
+//!   an encoder error would reach the client as a bare INTERNAL.
+//!
 //! Submodules: `sigbus` (the handler and process setup, also `unsafe`) and
 //! `areas` (the `vm.max_map_count` budget, safe).
 #![allow(unsafe_code)]
@@ -33,14 +60,20 @@ mod areas;
 mod sigbus;
 
 use std::{
+    collections::BTreeMap,
     fs::File,
     io,
     ops::Range,
     ptr,
-    sync::atomic::{AtomicBool, AtomicU32, Ordering, compiler_fence},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering, compiler_fence},
+    },
 };
 
+use bytes::Bytes;
 use memmap2::{MmapOptions, MmapRaw, RemapOptions};
+use parking_lot::RwLock;
 use rustix::mm::Advice;
 
 use crate::error::Error;
@@ -72,15 +105,137 @@ const MAX_SPLITS_PER_REGION: u32 = 64;
 /// One mapped region of a file (or memfd).
 #[derive(Debug)]
 pub(crate) struct Region {
-    map: MmapRaw,
+    /// The pages; views share it, so it may outlive the region.
+    area: Arc<Area>,
     sharing: Sharing,
     /// Where the region starts in the file, for a fresh remap.
     offset: u64,
-    /// Set by the SIGBUS handler, through the faulting thread's guard.
-    broken: AtomicBool,
+}
+
+/// One `mmap` of a region: what a region and its views keep alive. Dropped
+/// (unlisted, then unmapped) with the last of them.
+#[derive(Debug)]
+struct Area {
+    map: MmapRaw,
+    /// Set by the SIGBUS handler, through the faulting thread's guard;
+    /// shared with the registry and with [`Watch`]es, which may outlive
+    /// the area.
+    broken: Arc<AtomicBool>,
     /// Extra areas charged for madvise splits.
     splits: AtomicU32,
     areas: &'static Areas,
+    /// Whether views may point into it (and so it is in [`LISTED`]).
+    viewable: bool,
+}
+
+/// The live areas views may point into, by the start of their page span:
+/// `start -> (end, broken)`. Read by the encoder hook to find the guard of
+/// a view's address; written when an area is mapped, moved or unmapped.
+/// Never touched by the signal handler.
+static LISTED: RwLock<BTreeMap<usize, (usize, Arc<AtomicBool>)>> = RwLock::new(BTreeMap::new());
+
+impl Area {
+    fn new(map: MmapRaw, areas: &'static Areas, viewable: bool) -> Arc<Area> {
+        let area = Area {
+            map,
+            broken: Arc::new(AtomicBool::new(false)),
+            splits: AtomicU32::new(0),
+            areas,
+            viewable,
+        };
+        area.list();
+        Arc::new(area)
+    }
+
+    /// The page-aligned address range the kernel maps for the area.
+    fn span(&self) -> Range<usize> {
+        let page = page_size();
+        let start = self.map.as_ptr() as usize;
+        let end = (start + self.map.len()).next_multiple_of(page);
+        (start & !(page - 1))..end
+    }
+
+    fn list(&self) {
+        if self.viewable {
+            let span = self.span();
+            LISTED
+                .write()
+                .insert(span.start, (span.end, Arc::clone(&self.broken)));
+        }
+    }
+
+    fn unlist(&self) {
+        if self.viewable {
+            LISTED.write().remove(&self.span().start);
+        }
+    }
+}
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        // Before `map` is dropped (unmapped): once the address range is
+        // free the kernel may hand it to a new area, which lists itself.
+        self.unlist();
+        let splits = self.splits.load(Ordering::Acquire);
+        self.areas.release(1 + u64::from(splits));
+    }
+}
+
+/// Tells a stream whether the area of a view it sent broke (a fault while
+/// the encoder copied it), so that it ends with an error, not a success.
+#[derive(Debug, Clone)]
+pub(crate) struct Watch(Arc<AtomicBool>);
+
+impl Watch {
+    /// Whether the watched area lost pages.
+    pub(crate) fn broke(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The owner of a view's `Bytes`: keeps its area mapped.
+struct View {
+    area: Arc<Area>,
+    at: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for View {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `at..at + len` was checked to lie inside the area, which
+        // stays mapped while this view (holding it) lives. The slice is
+        // only ever read by the encoder's guarded copy (module doc, on why
+        // a slice over shared pages is tolerated here); `Bytes::from_owner`
+        // calls this once, for the pointer and length.
+        unsafe { std::slice::from_raw_parts(self.area.map.as_ptr().add(self.at), self.len) }
+    }
+}
+
+/// The encoder hook (`mmapd::codec::set_view_guard`): runs `encode`, which
+/// copies the bytes at `addr`, under the SIGBUS guard of the view area
+/// holding `addr`, if there is one. Bytes that are not a view (the copy
+/// path's, or a client's) lie in no listed area and are encoded as is.
+/// The caller holds the view, so the area found is alive; the `Arc` of its
+/// flag is held across the copy for the handler.
+pub(crate) fn encode_guarded(addr: usize, encode: &mut dyn FnMut()) {
+    let found = LISTED
+        .read()
+        .range(..=addr)
+        .next_back()
+        .filter(|(_, (end, _))| addr < *end)
+        .map(|(&start, (end, broken))| (start, *end, Arc::clone(broken)));
+    let Some((start, end, broken)) = found else {
+        return encode();
+    };
+    let scope = GuardScope::enter(Guard {
+        start,
+        end,
+        broken: &*broken,
+    });
+    compiler_fence(Ordering::SeqCst);
+    encode();
+    compiler_fence(Ordering::SeqCst);
+    drop(scope);
 }
 
 impl Region {
@@ -111,12 +266,9 @@ impl Region {
         }
         match raw_map(file, offset, len, sharing) {
             Ok(map) => Ok(Region {
-                map,
+                area: Area::new(map, areas, viewable(sharing)),
                 sharing,
                 offset,
-                broken: AtomicBool::new(false),
-                splits: AtomicU32::new(0),
-                areas,
             }),
             Err(e) => {
                 areas.release(1);
@@ -127,7 +279,7 @@ impl Region {
 
     /// Length in bytes.
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.area.map.len()
     }
 
     /// How the region is shared.
@@ -137,15 +289,12 @@ impl Region {
 
     /// Whether an access faulted; a broken region refuses every access.
     pub(crate) fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::SeqCst)
+        self.area.broken.load(Ordering::SeqCst)
     }
 
     /// The page-aligned address range the kernel maps for the region.
     fn span(&self) -> Range<usize> {
-        let page = page_size();
-        let start = self.map.as_ptr() as usize;
-        let end = (start + self.len()).next_multiple_of(page);
-        (start & !(page - 1))..end
+        self.area.span()
     }
 
     fn check(&self, at: usize, len: usize) {
@@ -174,12 +323,12 @@ impl Region {
         let _reset = GuardScope::enter(Guard {
             start: span.start,
             end: span.end,
-            broken: &self.broken,
+            broken: &*self.area.broken,
         });
         // The fences keep the compiler from moving the mapped-memory
         // accesses outside the window where the handler knows about them.
         compiler_fence(Ordering::SeqCst);
-        let out = access(self.map.as_mut_ptr());
+        let out = access(self.area.map.as_mut_ptr());
         compiler_fence(Ordering::SeqCst);
         drop(_reset);
         if self.is_broken() {
@@ -215,6 +364,34 @@ impl Region {
         // SAFETY: the copy above initialised all `len` bytes.
         unsafe { out.set_len(len) };
         Ok(out)
+    }
+
+    /// The bytes in `range` without copying them: `Bytes` that keep the
+    /// area mapped, and the [`Watch`] that tells whether copying them out
+    /// later faulted. Only for regions [`Region::viewable`] says may.
+    pub(crate) fn view(&self, range: Range<usize>) -> Result<(Bytes, Watch), Broken> {
+        assert!(range.start <= range.end, "range outside region");
+        assert!(self.area.viewable, "a view of a private or anonymous map");
+        self.check(range.start, range.end - range.start);
+        if self.is_broken() {
+            return Err(Broken);
+        }
+        let watch = Watch(Arc::clone(&self.area.broken));
+        if range.is_empty() {
+            return Ok((Bytes::new(), watch));
+        }
+        let view = View {
+            area: Arc::clone(&self.area),
+            at: range.start,
+            len: range.end - range.start,
+        };
+        Ok((Bytes::from_owner(view), watch))
+    }
+
+    /// Whether [`Region::view`] may be used: shared file mappings only
+    /// (the module doc says why).
+    pub(crate) fn viewable(&self) -> bool {
+        self.area.viewable
     }
 
     /// The byte at `at`.
@@ -294,7 +471,7 @@ impl Region {
 
     /// `msync(MS_SYNC)` of a page-aligned range inside the region.
     pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
-        self.map.flush_range(offset, len)
+        self.area.map.flush_range(offset, len)
     }
 
     /// `madvise` on `offset..offset+len`, passed to the kernel unaligned, as
@@ -313,7 +490,7 @@ impl Region {
         if self.is_broken() {
             return Err(Broken);
         }
-        let base = self.map.as_mut_ptr() as usize;
+        let base = self.area.map.as_mut_ptr() as usize;
         let span = self.span();
         let start = base + offset;
         let page = page_size();
@@ -337,8 +514,8 @@ impl Region {
         let advised = unsafe { rustix::mm::madvise(start as *mut _, len, advice) };
         if advised.is_err() && charged {
             // A refused advice split nothing.
-            self.splits.fetch_sub(splits, Ordering::AcqRel);
-            self.areas.release(u64::from(splits));
+            self.area.splits.fetch_sub(splits, Ordering::AcqRel);
+            self.area.areas.release(u64::from(splits));
         }
         Ok(advised.map_err(io::Error::from))
     }
@@ -346,40 +523,52 @@ impl Region {
     /// Charges `n` more split areas to this region and to the budget, if
     /// both have room.
     fn charge_splits(&self, n: u32) -> bool {
-        let fits = self
+        let area = &self.area;
+        let fits = area
             .splits
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 (s + n <= MAX_SPLITS_PER_REGION).then_some(s + n)
             })
             .is_ok();
-        if fits && !self.areas.charge(u64::from(n)) {
-            self.splits.fetch_sub(n, Ordering::AcqRel);
+        if fits && !area.areas.charge(u64::from(n)) {
+            area.splits.fetch_sub(n, Ordering::AcqRel);
             return false;
         }
         fits
     }
 
-    /// Changes the mapped length. `mremap(MREMAP_MAYMOVE)` first; it fails
-    /// when madvise split the region into several areas, and then the file
-    /// is mapped afresh at the new length and the old map dropped (its
-    /// splits with it). The caller has already resized `file` so no new
-    /// page lies past its end. On error the region is unchanged.
+    /// Changes the mapped length. `mremap(MREMAP_MAYMOVE)` first, when no
+    /// view shares the area; it also fails when madvise split the region
+    /// into several areas. Otherwise the file is mapped afresh at the new
+    /// length: the old area goes now, or with its last view (a view of a
+    /// shrunk tail then faults in the encoder's guard, never unguarded).
+    /// The caller has already resized `file` so no new page lies past its
+    /// end. On error the region is unchanged.
     pub(crate) fn resize(&mut self, file: &File, new_len: usize) -> Result<io::Result<()>, Broken> {
         if self.is_broken() {
             return Err(Broken);
         }
-        // SAFETY: `&mut self` proves no access to the old mapping is running
-        // (accessors never let pointers escape), so moving it is harmless.
-        let moved = unsafe { self.map.remap(new_len, RemapOptions::new().may_move(true)) };
-        if moved.is_ok() {
-            return Ok(Ok(()));
+        if let Some(area) = Arc::get_mut(&mut self.area) {
+            area.unlist();
+            // SAFETY: `&mut self` proves no access to the old mapping is
+            // running (accessors never let pointers escape), and the area
+            // is not shared, so no view points into it: moving it is
+            // harmless.
+            let moved = unsafe { area.map.remap(new_len, RemapOptions::new().may_move(true)) };
+            area.list();
+            if moved.is_ok() {
+                return Ok(Ok(()));
+            }
         }
         match raw_map(file, self.offset, new_len, self.sharing) {
             Ok(fresh) => {
-                // The old map (and its split areas) goes when replaced.
-                self.map = fresh;
-                let splits = self.splits.swap(0, Ordering::AcqRel);
-                self.areas.release(u64::from(splits));
+                let areas = self.area.areas;
+                // The old area keeps its charge until it is unmapped; the
+                // new one is charged past the budget if need be, as it
+                // replaces an area (the excess is bounded by the views in
+                // flight, which the stream budget bounds).
+                areas.charge_anyway(1);
+                self.area = Area::new(fresh, areas, self.area.viewable);
                 Ok(Ok(()))
             }
             Err(e) => Ok(Err(e)),
@@ -387,10 +576,11 @@ impl Region {
     }
 }
 
-impl Drop for Region {
-    fn drop(&mut self) {
-        let splits = self.splits.load(Ordering::Acquire);
-        self.areas.release(1 + u64::from(splits));
+/// Whether views may point into an area of this sharing.
+fn viewable(sharing: Sharing) -> bool {
+    match sharing {
+        Sharing::SharedWrite | Sharing::SharedRead => true,
+        Sharing::Private => false,
     }
 }
 

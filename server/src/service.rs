@@ -16,7 +16,7 @@ use crate::{
     access::Caller,
     convert::{access_to_pb, at},
     error::{Error, Result},
-    handle::{At, Handle},
+    handle::{At, Chunk, Handle, Sent},
     layers::split,
     registry::{MapArgs, Registry},
 };
@@ -83,6 +83,9 @@ struct Reading {
     handle: Arc<Handle>,
     at: At,
     held: VecDeque<OwnedSemaphorePermit>,
+    /// The last chunk sent; its bytes may be a view the encoder copied
+    /// after we yielded it.
+    sent: Option<Sent>,
 }
 
 impl StreamBudget {
@@ -344,14 +347,21 @@ impl Mmap for MmapService {
             handle,
             at,
             held: VecDeque::with_capacity(2),
+            sent: None,
         };
         let stream = futures::stream::try_unfold(reading, move |mut reading| {
             let io = io.clone();
             let budget = Arc::clone(&budget);
             async move {
+                // The encoder has copied the previous chunk by the time the
+                // stream is polled again; a fault in that copy ends the
+                // stream here, before the next chunk or the end.
+                if let Some(sent) = reading.sent.take() {
+                    sent.check()?;
+                }
                 budget.reserve(&mut reading, chunk).await;
                 let (handle, at) = (Arc::clone(&reading.handle), reading.at);
-                let (offset, data) =
+                let Chunk { offset, data, sent } =
                     data_op(chunk as u64, move || handle.read_chunk(at, limit, chunk)).await?;
                 if data.is_empty() {
                     return Ok(None);
@@ -360,13 +370,8 @@ impl Mmap for MmapService {
                 if let At::Offset(o) = reading.at {
                     reading.at = At::Offset(o + data.len() as u64);
                 }
-                Ok::<_, Status>(Some((
-                    pb::ReadChunk {
-                        offset,
-                        data: data.into(),
-                    },
-                    reading,
-                )))
+                reading.sent = Some(sent);
+                Ok::<_, Status>(Some((pb::ReadChunk { offset, data }, reading)))
             }
         });
         ok(Box::pin(stream) as ChunkStream)

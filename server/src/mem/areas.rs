@@ -31,6 +31,12 @@ impl Areas {
             .is_ok()
     }
 
+    /// Takes `n` areas even past the budget: for a fresh map that replaces
+    /// an area still held by views.
+    pub(super) fn charge_anyway(&self, n: u64) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
     pub(super) fn release(&self, n: u64) {
         self.used.fetch_sub(n, Ordering::AcqRel);
     }

@@ -241,7 +241,7 @@ fn a_fault_outside_any_guard_still_kills_the_process() {
         let r = region(areas(1), &f, 2, Sharing::SharedRead);
         f.set_len(0).unwrap();
         // SAFETY: none; this child is meant to die here.
-        let byte = unsafe { r.map.as_ptr().read_volatile() };
+        let byte = unsafe { r.area.map.as_ptr().read_volatile() };
         std::process::exit(100 + i32::from(byte));
     }
     let status = run_child(
@@ -285,4 +285,81 @@ fn a_file_size_limit_is_an_error_not_death() {
     // The control: without the setup the same child dies.
     let status = run_child(name, "bare");
     assert_eq!(status.signal(), Some(libc::SIGXFSZ), "{status:?}");
+}
+
+/// What the gRPC encoder does with a view: one guarded copy out of it.
+fn encode(view: &Bytes) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_guarded(view.as_ptr() as usize, &mut || out.extend_from_slice(view));
+    out
+}
+
+#[test]
+fn a_view_outlives_the_close_of_its_region() {
+    let f = file(3, 0x11);
+    let areas = areas(10);
+    let r = region(areas, &f, 3, Sharing::SharedRead);
+    let (view, watch) = r.view(page()..3 * page()).unwrap();
+    drop(r);
+    assert_eq!(areas.used(), 1, "the view keeps the area mapped");
+    assert_eq!(encode(&view), vec![0x11; 2 * page()]);
+    assert!(!watch.broke());
+    drop(view);
+    assert_eq!(areas.used(), 0, "unmapped with the last view");
+}
+
+#[test]
+fn a_view_outlives_resizes_and_keeps_its_bytes() {
+    let f = file(4, 0x22);
+    let areas = areas(10);
+    let mut r = region(areas, &f, 4, Sharing::SharedWrite);
+    let (view, _) = r.view(0..4 * page()).unwrap();
+    // Grow: the view pins the old area, so the region maps afresh.
+    f.set_len(8 * page() as u64).unwrap();
+    r.resize(&f, 8 * page()).unwrap().unwrap();
+    assert_eq!(areas.used(), 2);
+    r.write_at(7 * page(), b"new").unwrap();
+    assert_eq!(encode(&view), vec![0x22; 4 * page()]);
+    // Shrink under a second view of the new area.
+    let (tail, _) = r.view(page()..2 * page()).unwrap();
+    r.resize(&f, 2 * page()).unwrap().unwrap();
+    f.set_len(2 * page() as u64).unwrap();
+    assert_eq!(encode(&tail), vec![0x22; page()]);
+    assert_eq!(r.copy_out(0..2 * page()).unwrap(), vec![0x22; 2 * page()]);
+    drop((view, tail));
+    assert_eq!(areas.used(), 1, "the old areas went with their views");
+    // Without views a resize moves the area in place again.
+    f.set_len(3 * page() as u64).unwrap();
+    r.resize(&f, 3 * page()).unwrap().unwrap();
+    assert_eq!(areas.used(), 1);
+    assert_eq!(r.byte(3 * page() - 1), Ok(0));
+}
+
+#[test]
+fn a_truncation_under_a_view_breaks_it_without_a_crash() {
+    let f = file(8, 0x33);
+    let areas = areas(10);
+    let r = region(areas, &f, 8, Sharing::SharedRead);
+    let (view, watch) = r.view(0..8 * page()).unwrap();
+    f.set_len(page() as u64).unwrap();
+    // The copy faults in the encoder's guard and finishes on zeros; the
+    // watch is what keeps those zeros from counting as a success.
+    let out = encode(&view);
+    assert_eq!(out.len(), 8 * page());
+    assert!(watch.broke());
+    assert!(r.is_broken(), "the region shares the area's mark");
+    assert_eq!(r.view(0..page()).map(drop), Err(Broken));
+}
+
+#[test]
+fn bytes_outside_every_view_area_are_encoded_unguarded() {
+    let heap = Bytes::from(vec![5u8; 100]);
+    assert_eq!(encode(&heap), vec![5u8; 100]);
+}
+
+#[test]
+fn private_maps_have_no_views() {
+    let f = file(1, 0);
+    let r = region(areas(10), &f, 1, Sharing::Private);
+    assert!(!r.viewable());
 }
