@@ -180,3 +180,78 @@ async fn a_write_stream_that_fails_midway_reports_what_landed() {
     assert_eq!(md["written"], "2");
     assert_eq!(std::fs::read(fx.server.path("f")).unwrap(), b".......ab.");
 }
+
+/// Reads `handle` whole through ReadStream.
+async fn read_all(
+    c: &mut mmapd::pb::mmap_client::MmapClient<tonic::transport::Channel>,
+    handle: &str,
+) -> Vec<u8> {
+    let mut stream = c
+        .read_stream(rq::read_stream(handle, Some(0), None, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        got.extend_from_slice(&chunk.unwrap().data);
+    }
+    got
+}
+
+#[tokio::test]
+async fn large_unaligned_writes_reach_every_mapping_and_the_file() {
+    let mut fx = Fixture::new().await;
+    let len = (3 << 20) + 123;
+    let whole = fx
+        .handle(pb::MapRequest {
+            length: len as i64,
+            create: true,
+            ..fx.file_req("fresh.bin", Access::Write)
+        })
+        .await;
+    // Another mapping of the same file from a page-aligned offset, so its
+    // region and file offsets differ.
+    let skip = 64 << 10;
+    let tail = fx
+        .handle(pb::MapRequest {
+            offset: skip as i64,
+            ..fx.named_req("fresh.bin", "tail", Access::Write)
+        })
+        .await;
+    let c = &mut fx.c;
+    // Into the new file, with an unaligned head and tail.
+    let mut expected = vec![0u8; len];
+    let data = pattern(len - 777 - 50);
+    expected[777..777 + data.len()].copy_from_slice(&data);
+    c.write_stream(futures::stream::iter(chunks(
+        &whole,
+        Some(777),
+        &data,
+        200_003,
+    )))
+    .await
+    .unwrap();
+    assert!(read_all(c, &whole).await == expected, "the writer's view");
+    assert!(
+        read_all(c, &tail).await == expected[skip..],
+        "the other mapping's view"
+    );
+    // A rewrite of written pages, through the offset mapping.
+    let again: Vec<u8> = pattern(len).into_iter().rev().take((1 << 20) + 5).collect();
+    c.write_stream(futures::stream::iter(chunks(
+        &tail,
+        Some(1000),
+        &again,
+        300_000,
+    )))
+    .await
+    .unwrap();
+    expected[skip + 1000..skip + 1000 + again.len()].copy_from_slice(&again);
+    assert!(
+        read_all(c, &whole).await == expected,
+        "the rewrite, seen by the first mapping"
+    );
+    c.flush(rq::flush(&whole)).await.unwrap();
+    let on_disk = std::fs::read(fx.server.path("fresh.bin")).unwrap();
+    assert!(on_disk == expected, "the file on disk (and never longer)");
+}

@@ -498,7 +498,7 @@ impl Handle {
                 return Err(Error::WrongSize("mmap slice assignment is wrong size"));
             }
             let written = if sel.step == 1 {
-                region.write_at(sel.start as usize, data)
+                region.write_at(sel.start as usize, data, self.mapping.page_cache())
             } else {
                 region.scatter(sel.indices(), data)
             };
@@ -585,7 +585,7 @@ impl Handle {
             }
             let s = start as usize;
             region
-                .write_at(s, data)
+                .write_at(s, data, self.mapping.page_cache())
                 .map_err(|Broken| self.mapping.broken())?;
             if let At::Cursor = at {
                 *pos = (start + data.len() as u64) as i64;

@@ -116,6 +116,9 @@ pub struct Mapping {
     offset: u64,
     access: Access,
     file_writable: bool,
+    /// Whether `file` is a regular file, whose page cache is what a shared
+    /// mapping of it maps.
+    regular: bool,
     region: RwLock<Region>,
     handles: AtomicU32,
     /// `offset + len`, readable without the region lock by the group's
@@ -160,10 +163,12 @@ impl Mapping {
             Backing::File { path } => Some(path.as_str()),
             Backing::Anonymous => None,
         };
+        let mut regular = false;
         if path.is_some() {
             let meta = file.metadata().map_err(|e| Error::os(&e, path))?;
             let file_size = meta.len() as i64;
-            if meta.is_file() {
+            regular = meta.is_file();
+            if regular {
                 if len == 0 {
                     if file_size == 0 {
                         return Err(Error::BadValue("cannot mmap an empty file".into()));
@@ -210,6 +215,7 @@ impl Mapping {
             offset: offset as u64,
             access,
             file_writable,
+            regular,
             region: RwLock::new(region),
             handles: AtomicU32::new(0),
             end: AtomicU64::new(file_offset + len as u64),
@@ -268,6 +274,16 @@ impl Mapping {
             Backing::File { .. } => rustix::fs::fstat(self.file.as_fd())
                 .map(|st| st.st_size as u64)
                 .map_err(|e| Error::errno(e.raw_os_error())),
+        }
+    }
+
+    /// The file to `pwrite` whole pages of large writes into (see
+    /// [`Region::write_at`]): a regular file's, never a memfd's, which keeps
+    /// anonymous regions on the plain copy.
+    pub(crate) fn page_cache(&self) -> Option<&File> {
+        match self.backing {
+            Backing::File { .. } if self.regular => Some(&self.file),
+            Backing::File { .. } | Backing::Anonymous => None,
         }
     }
 

@@ -102,6 +102,11 @@ pub(crate) struct Broken;
 /// to the whole region instead.
 const MAX_SPLITS_PER_REGION: u32 = 64;
 
+/// Whole-page bytes from which a write to a file region goes through
+/// `pwrite` (see [`Region::write_at`]); smaller writes are not worth the two
+/// system calls.
+const PWRITE_MIN: usize = 64 << 10;
+
 /// One mapped region of a file (or memfd).
 #[derive(Debug)]
 pub(crate) struct Region {
@@ -421,11 +426,81 @@ impl Region {
     }
 
     /// Copies `src` into the region at `at`.
-    pub(crate) fn write_at(&mut self, at: usize, src: &[u8]) -> Result<(), Broken> {
+    ///
+    /// `file` is the regular file whose page cache backs the region, if
+    /// any. For a shared writable region of one, the whole pages of a large
+    /// write go in by `pwrite` instead: stored through the mapping, each
+    /// page not yet in memory costs a fault that reads (for a new file,
+    /// zero-fills) the page only to overwrite it, while a whole-page
+    /// `pwrite` fills the page cache straight from `src`. On Linux the page
+    /// cache is the mapping's memory (MAP_SHARED), so readers through this
+    /// or any other mapping see the bytes at once, and msync writes them
+    /// back like any dirty page. The head and tail pages are copied as
+    /// before, and anything `pwrite` does not finish falls back to the copy,
+    /// so faults, and the broken region they leave, are what they were.
+    pub(crate) fn write_at(
+        &mut self,
+        at: usize,
+        src: &[u8],
+        file: Option<&File>,
+    ) -> Result<(), Broken> {
         self.check_writable(at, src.len());
+        let page = page_size();
+        // The region starts on a page of the file (mmap's offset rule), so
+        // offsets aligned in the region are aligned in the file too.
+        let pages = at.next_multiple_of(page)..(at + src.len()) / page * page;
+        let file = file.filter(|_| {
+            self.sharing == Sharing::SharedWrite
+                && pages.end > pages.start
+                && pages.end - pages.start >= PWRITE_MIN
+        });
+        let Some(file) = file else {
+            return self.copy_in(at, src);
+        };
+        let (head, rest) = src.split_at(pages.start - at);
+        let (middle, tail) = rest.split_at(pages.end - pages.start);
+        self.copy_in(at, head)?;
+        let done = self.write_through(file, pages.start, middle)?;
+        self.copy_in(pages.start + done, &middle[done..])?;
+        self.copy_in(pages.end, tail)
+    }
+
+    /// `pwrite`s `src` at `at` in the region; returns how many bytes went
+    /// in (all of them, unless the file is shorter than the region, which
+    /// only a truncation behind our back makes it, or the kernel refused).
+    fn write_through(&self, file: &File, at: usize, src: &[u8]) -> Result<usize, Broken> {
+        use std::os::unix::fs::FileExt;
+        if self.is_broken() {
+            return Err(Broken);
+        }
+        let start = self.offset + at as u64;
+        // A pwrite past the end would grow the file where the copy would
+        // fault. Past this check, only a truncation racing the write can
+        // make it grow, and then by at most what we write: still inside the
+        // region.
+        match file.metadata() {
+            Ok(meta) if meta.len() >= start + src.len() as u64 => {}
+            Ok(_) | Err(_) => return Ok(0),
+        }
+        let mut done = 0;
+        while done < src.len() {
+            match file.write_at(&src[done..], start + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The copy then meets the same trouble (ENOSPC, EIO) as a
+                // fault, and so the same error as before.
+                Err(_) => break,
+            }
+        }
+        Ok(done)
+    }
+
+    /// Copies `src` into the region at `at` through the mapping.
+    fn copy_in(&mut self, at: usize, src: &[u8]) -> Result<(), Broken> {
         // SAFETY: the destination is inside the live, writable mapping
-        // (checked); `&mut self` means no remap runs; `src` is a caller's
-        // buffer, not mapped by us.
+        // (checked by `write_at`); `&mut self` means no remap runs; `src` is
+        // a caller's buffer, not mapped by us.
         self.guarded(|base| unsafe {
             ptr::copy_nonoverlapping(src.as_ptr(), base.add(at), src.len())
         })
@@ -434,7 +509,7 @@ impl Region {
     /// Sets the byte at `at`.
     pub(crate) fn set_byte(&mut self, at: usize, value: u8) -> Result<(), Broken> {
         self.check_writable(at, 1);
-        // SAFETY: as in `write_at`.
+        // SAFETY: as in `copy_in`.
         self.guarded(|base| unsafe { base.add(at).write(value) })
     }
 

@@ -1,6 +1,6 @@
 //! Tests of the `mmapd` binary itself: the embedded defaults (a data root
 //! created in the working directory), JSON logs, and a SIGTERM that drains,
-//! flushes and exits 0.
+//! flushes and exits 0; the worker-thread setting.
 
 use std::{
     io::{BufRead, BufReader},
@@ -14,6 +14,8 @@ async fn serves_the_default_root_and_exits_zero_on_sigterm() {
     let cwd = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mmapd"))
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        // One worker is enough to serve (and to drain at SIGTERM).
+        .env("MMAPD_WORKER_THREADS", "1")
         .current_dir(cwd.path())
         .env("RUST_LOG", "info")
         .env_remove("MMAPD_ROOT")
@@ -55,4 +57,22 @@ async fn serves_the_default_root_and_exits_zero_on_sigterm() {
     );
     let on_disk = std::fs::read(cwd.path().join("mmapd-data/f")).unwrap();
     assert_eq!(&on_disk[..14], b"before sigterm");
+}
+
+#[test]
+fn zero_worker_threads_is_refused_before_anything_starts() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mmapd"))
+        .args(["--listen", "127.0.0.1:0", "--worker-threads", "0"])
+        .current_dir(cwd.path())
+        .env_remove("MMAPD_ROOT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--worker-threads"), "{stderr}");
+    assert!(
+        !cwd.path().join("mmapd-data").exists(),
+        "nothing was set up"
+    );
 }

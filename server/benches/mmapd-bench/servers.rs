@@ -30,13 +30,15 @@ impl ServerThread {
     {
         let (stop, stopped) = oneshot::channel();
         let (ready, bound) = std::sync::mpsc::channel();
+        let tuned = name == "mmapd";
         let thread = thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                    .expect("server runtime");
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                if tuned {
+                    tune(&mut builder);
+                }
+                let runtime = builder.enable_all().build().expect("server runtime");
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                         .await
@@ -97,4 +99,17 @@ pub fn bare(data: bytes::Bytes) -> ServerThread {
             .await
             .expect("bare tonic serve");
     })
+}
+
+/// mmapd's runtime settings under test, from `MMAPD_BENCH_WORKERS` and
+/// `MMAPD_BENCH_EVENT_INTERVAL` (tokio's defaults when unset), so one build
+/// compares them.
+fn tune(builder: &mut tokio::runtime::Builder) {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    if let Some(workers) = var("MMAPD_BENCH_WORKERS") {
+        builder.worker_threads(workers as usize);
+    }
+    if let Some(ticks) = var("MMAPD_BENCH_EVENT_INTERVAL") {
+        builder.event_interval(ticks);
+    }
 }

@@ -61,7 +61,7 @@ fn every_access_kind_faults_cleanly() {
         ("gather", |r| {
             r.gather((0..3).map(|i| i * page()), 3).map(drop)
         }),
-        ("write_at", |r| r.write_at(2 * page(), b"x")),
+        ("write_at", |r| r.write_at(2 * page(), b"x", None)),
         ("set_byte", |r| r.set_byte(2 * page(), 1)),
         ("scatter", |r| r.scatter([0, 2 * page()].into_iter(), b"xy")),
         ("copy_within", |r| r.copy_within(0, 2 * page(), page())),
@@ -164,7 +164,7 @@ fn resize_of_a_split_region_maps_it_afresh() {
     let f = file(4, 9);
     let areas = areas(10);
     let mut r = region(areas, &f, 4, Sharing::SharedWrite);
-    r.write_at(page(), b"kept").unwrap();
+    r.write_at(page(), b"kept", None).unwrap();
     r.advise(page(), page(), Advice::Random).unwrap().unwrap();
     assert_eq!(kernel_areas(r.span()), 3, "the advice split the area");
     assert_eq!(areas.used(), 3);
@@ -294,6 +294,47 @@ fn encode(view: &Bytes) -> Vec<u8> {
     out
 }
 
+/// A file as mmapd creates one: `pages` pages reserved and never written.
+fn new_file(pages: usize) -> File {
+    let f = tempfile::tempfile().unwrap();
+    crate::mapping::reserve(&f, 0, (pages * page()) as u64).unwrap();
+    f.set_len((pages * page()) as u64).unwrap();
+    f
+}
+
+/// Position-dependent bytes, so a misplaced page shows.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[i % 4] ^ seed)
+        .collect()
+}
+
+/// Resident bytes of the memory area starting at `start`: what was
+/// faulted into the mapping, not what the page cache holds.
+fn resident(start: usize) -> usize {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut lines = smaps.lines();
+    while let Some(line) = lines.next() {
+        let range = line.split(' ').next().unwrap();
+        let Some((a, _)) = range.split_once('-') else {
+            continue;
+        };
+        if usize::from_str_radix(a, 16).ok() == Some(start) {
+            let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+            let kib: usize = rss.split_whitespace().nth(1).unwrap().parse().unwrap();
+            return kib << 10;
+        }
+    }
+    panic!("no area at {start:#x}");
+}
+
+fn file_bytes(f: &File, at: u64, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut out = vec![0; len];
+    f.read_exact_at(&mut out, at).unwrap();
+    out
+}
+
 #[test]
 fn a_view_outlives_the_close_of_its_region() {
     let f = file(3, 0x11);
@@ -318,7 +359,7 @@ fn a_view_outlives_resizes_and_keeps_its_bytes() {
     f.set_len(8 * page() as u64).unwrap();
     r.resize(&f, 8 * page()).unwrap().unwrap();
     assert_eq!(areas.used(), 2);
-    r.write_at(7 * page(), b"new").unwrap();
+    r.write_at(7 * page(), b"new", None).unwrap();
     assert_eq!(encode(&view), vec![0x22; 4 * page()]);
     // Shrink under a second view of the new area.
     let (tail, _) = r.view(page()..2 * page()).unwrap();
@@ -362,4 +403,99 @@ fn private_maps_have_no_views() {
     let f = file(1, 0);
     let r = region(areas(10), &f, 1, Sharing::Private);
     assert!(!r.viewable());
+}
+
+#[test]
+fn large_writes_to_a_shared_file_land_without_faulting_pages_in() {
+    let pages = 160;
+    // A new (reserved, unwritten) file, and an existing one mapped from a
+    // page offset, so region and file offsets differ.
+    for (fresh, offset) in [(true, 0), (false, 3 * page())] {
+        let f = if fresh {
+            new_file(pages)
+        } else {
+            file(pages + 3, 0xEE)
+        };
+        let was = if fresh { 0 } else { 0xEE };
+        let areas = areas(10);
+        let mut r = Region::map_in(
+            areas,
+            &f,
+            offset as u64,
+            pages * page(),
+            Sharing::SharedWrite,
+        )
+        .unwrap();
+        let sibling = Region::map_in(
+            areas,
+            &f,
+            offset as u64,
+            pages * page(),
+            Sharing::SharedRead,
+        )
+        .unwrap();
+        // Unaligned head and tail around 128 whole pages.
+        let at = page() + 100;
+        let data = pattern(129 * page(), 1);
+        r.write_at(at, &data, Some(&f)).unwrap();
+        // Stored through the mapping, every page would be resident in it;
+        // only the head and tail pages are (with their folios, on kernels
+        // that map a whole large folio per fault).
+        assert!(
+            resident(r.span().start) < data.len() / 2,
+            "whole pages went around the mapping"
+        );
+        let end = at + data.len();
+        assert_eq!(r.copy_out(at..end).unwrap(), data, "fresh {fresh}");
+        assert_eq!(sibling.copy_out(at..end).unwrap(), data, "fresh {fresh}");
+        assert_eq!(file_bytes(&f, (offset + at) as u64, data.len()), data);
+        assert_eq!(r.byte(at - 1), Ok(was));
+        assert_eq!(r.byte(end), Ok(was));
+        // A rewrite, now over pages this mapping has faulted in.
+        let again = pattern(data.len(), 2);
+        r.write_at(at, &again, Some(&f)).unwrap();
+        assert_eq!(r.copy_out(at..end).unwrap(), again);
+        assert_eq!(sibling.copy_out(at..end).unwrap(), again);
+        assert_eq!(file_bytes(&f, (offset + at) as u64, again.len()), again);
+        let file_len = if fresh { pages } else { pages + 3 } * page();
+        assert_eq!(f.metadata().unwrap().len(), file_len as u64);
+        // Written back by msync like any page dirtied through the map.
+        r.flush(0, pages * page()).unwrap();
+    }
+}
+
+#[test]
+fn private_regions_and_small_writes_keep_copying() {
+    let f = file(40, 3);
+    let mut private = region(areas(10), &f, 40, Sharing::Private);
+    let data = pattern(32 * page(), 4);
+    private.write_at(0, &data, Some(&f)).unwrap();
+    assert_eq!(private.copy_out(0..data.len()).unwrap(), data);
+    assert_eq!(
+        file_bytes(&f, 0, data.len()),
+        vec![3; data.len()],
+        "a private write never reaches the file"
+    );
+    // Fewer whole pages than the threshold: stored through the mapping.
+    let mut shared = region(areas(10), &f, 40, Sharing::SharedWrite);
+    let small = pattern(PWRITE_MIN - page(), 5);
+    shared.write_at(0, &small, Some(&f)).unwrap();
+    assert!(resident(shared.span().start) >= small.len());
+    assert_eq!(file_bytes(&f, 0, small.len()), small);
+}
+
+#[test]
+fn whole_page_writes_past_a_truncated_end_fault_and_never_grow_the_file() {
+    let f = file(60, 8);
+    let mut r = region(areas(10), &f, 60, Sharing::SharedWrite);
+    f.set_len(30 * page() as u64).unwrap();
+    let data = pattern(30 * page(), 6);
+    assert_eq!(r.write_at(20 * page(), &data, Some(&f)), Err(Broken));
+    assert_eq!(f.metadata().unwrap().len(), 30 * page() as u64);
+    // Broken for good: a write that would fit the file is refused too and
+    // leaves it alone.
+    let fits = pattern(20 * page(), 7);
+    assert_eq!(r.write_at(0, &fits, Some(&f)), Err(Broken));
+    assert_eq!(file_bytes(&f, 0, page()), vec![8; page()]);
+    assert_eq!(f.metadata().unwrap().len(), 30 * page() as u64);
 }
