@@ -111,18 +111,8 @@ fn default_sigaction() -> libc::sigaction {
 
 /// Process-wide setup, once: the SIGBUS guard, SIGXFSZ ignored (a file-size
 /// limit then fails the write with EFBIG instead of killing the server),
-/// and fixed malloc thresholds (glibc's dynamic mmap threshold would move
-/// any large freed buffer onto the heap for good).
-///
-/// The mmap threshold sits just above the buffers a stream chunk needs:
-/// the encoder's buffer of a 4 MiB chunk and, on the receiving side, a
-/// decode buffer that doubles up to 8 MiB. Below it, those buffers are
-/// reused from the heap; at the old 256 KiB every chunk of 256 KiB or more
-/// was an mmap, a munmap and a page fault per page (mmapd-bench, 1 GiB
-/// stream-read/4MiB: 799k page faults before, 19.6k after; RssAnon growth
-/// unchanged at ~20 MiB). Unary replies up to the 64 MiB message limit are
-/// still mmap'd and so returned at once. The trim threshold keeps two such
-/// buffers at the heap's top instead of giving them back after each chunk.
+/// and a fixed malloc mmap threshold (glibc's dynamic one would move large
+/// freed stream buffers onto the heap, where they are never returned).
 pub(crate) fn setup_process() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -147,8 +137,8 @@ pub(crate) fn setup_process() {
         // SAFETY: mallopt only tunes glibc's allocator; called before the
         // server allocates much, and glibc makes it thread-safe.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, (8 << 20) + (64 << 10));
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
         }
     });
 }
