@@ -83,6 +83,14 @@ impl Interceptor for BearerToken {
     }
 }
 
+/// HTTP/2 receive window of each stream the client opens: two of the
+/// largest ReadStream chunks (4 MiB), so the server can send the next
+/// chunk while the client takes the last.
+const STREAM_WINDOW: u32 = 8 << 20;
+
+/// HTTP/2 receive window of the connection: a few streams at full speed.
+const CONNECTION_WINDOW: u32 = 32 << 20;
+
 /// How [`Client::connect_with`] dials: TLS material as PEM bytes, the bearer
 /// token, and timeouts. TLS needs an `https://` endpoint: an `https://`
 /// endpoint always speaks TLS, and TLS options with any other endpoint are
@@ -132,9 +140,16 @@ impl ConnectOptions {
             source,
         };
         let connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        // Receive windows for bulk reads: hyper's 2 MiB stream window is
+        // half of one 4 MiB ReadStream chunk, so the server stalled on a
+        // WINDOW_UPDATE inside every chunk. tonic 0.14's Endpoint cannot
+        // ask for frames larger than 16 KiB (no max_frame_size), so frames
+        // stay at the HTTP/2 default.
         let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(invalid)?
-            .connect_timeout(connect_timeout);
+            .connect_timeout(connect_timeout)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW);
         if let Some(timeout) = self.timeout {
             endpoint = endpoint.timeout(timeout);
         }

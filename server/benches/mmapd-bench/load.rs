@@ -27,7 +27,9 @@ pub struct Target {
 
 /// A fresh connection (one HTTP/2 connection per call).
 pub async fn connect(endpoint: &str) -> Stub {
-    let channel = Channel::from_shared(endpoint.to_owned())
+    // The Rust client's own HTTP/2 settings, for mmapd and the baseline.
+    let channel = mmapd::ConnectOptions::default()
+        .endpoint(endpoint)
         .expect("endpoint")
         .connect()
         .await
