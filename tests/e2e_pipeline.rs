@@ -513,6 +513,38 @@ async fn each_op_is_checked_against_the_callers_identity() {
     );
     assert_eq!(error(&results[0]).code(), Code::PermissionDenied);
     assert_eq!(results[2], PbResult::Len(pb::LenResponse { length: 10 }));
+
+    // Closed outside the stream, the handle the stream just used is gone
+    // for it too: a resize the role may not do is now "closed", as the
+    // unary call says, not PERMISSION_DENIED on a handle kept alive.
+    reader.close(rq::close(&hr)).await.unwrap();
+    let results = round(
+        &tx,
+        &mut responses,
+        [
+            PbOp::Resize(rq::resize(&hr, 20)),
+            PbOp::Len(pb::LenRequest { handle: hr.clone() }),
+        ],
+    )
+    .await;
+    let unary = reader.resize(rq::resize(&hr, 20)).await.unwrap_err();
+    assert_error(
+        &unary,
+        Code::FailedPrecondition,
+        "VALUE_ERROR",
+        "mmap closed or invalid",
+    );
+    assert_same_status(&error(&results[0]), &unary);
+    assert_same_status(&error(&results[1]), &unary);
+    // A new handle on the same stream works.
+    let again = map_as(&mut reader, Access::Read).await;
+    let results = round(
+        &tx,
+        &mut responses,
+        [PbOp::Len(pb::LenRequest { handle: again })],
+    )
+    .await;
+    assert_eq!(results, [PbResult::Len(pb::LenResponse { length: 10 })]);
 }
 
 #[tokio::test]

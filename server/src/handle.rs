@@ -138,6 +138,12 @@ impl Handle {
         &self.mapping
     }
 
+    /// Whether the handle is still open (not yet closed by its client,
+    /// its session's end or a reload).
+    pub fn is_open(&self) -> bool {
+        self.cursor.lock().open
+    }
+
     /// `m.close()`; true if this call closed it.
     pub fn close(&self) -> bool {
         std::mem::replace(&mut self.cursor.lock().open, false)

@@ -124,7 +124,8 @@ where
             _call: call,
             _hold: hold,
         };
-        let path = req.uri().path().to_owned();
+        // Reference-counted, not copied: see the metrics layer.
+        let uri = req.uri().clone();
         let called = catch_unwind(AssertUnwindSafe(|| inner.call(req)));
         Box::pin(async move {
             let outcome = match called {
@@ -137,7 +138,7 @@ where
                 Err(panic) => return Ok(panicked(panic.as_ref(), guards)),
             };
             let (mut parts, body) = response.into_parts();
-            give_error_info(&mut parts.headers, &path);
+            give_error_info(&mut parts.headers, uri.path());
             Ok(Response::from_parts(
                 parts,
                 Guarded {

@@ -72,7 +72,9 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let mut call = Call {
             rpc: Arc::clone(&self.rpc),
-            path: req.uri().path().to_owned(),
+            // A reference-counted clone: h2 builds the URI over the
+            // request's shared bytes, so no path is copied per call.
+            uri: req.uri().clone(),
             start: Instant::now(),
             status: None,
         };
@@ -100,7 +102,7 @@ where
 /// One call being timed; recorded when dropped.
 struct Call {
     rpc: Arc<RpcMetrics>,
-    path: String,
+    uri: http::Uri,
     start: Instant,
     /// The code and ErrorInfo reason, once seen.
     status: Option<(Code, String)>,
@@ -133,7 +135,7 @@ impl Drop for Call {
             .take()
             .unwrap_or((Code::Cancelled, String::new()));
         self.rpc
-            .record(&self.path, code, &reason, self.start.elapsed());
+            .record(self.uri.path(), code, &reason, self.start.elapsed());
     }
 }
 

@@ -5,10 +5,11 @@
 //! counters), and the Pipeline stream built on it.
 #![forbid(unsafe_code)]
 
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use mmapd::pb::{self, op_result::Result as PbResult};
+use parking_lot::Mutex;
 use prost::Message;
 use tonic::{Status, Streaming};
 
@@ -16,6 +17,7 @@ use super::{MmapService, data_op, offload};
 use crate::{
     access::Caller,
     error::{Error, Result},
+    handle::Handle,
     op::{Cost, Op, Value, action, cost},
 };
 
@@ -30,6 +32,17 @@ impl MmapService {
     /// reply of more than `max` bytes fails with MESSAGE_TOO_LARGE.
     pub(super) async fn apply(&self, caller: &Caller, id: &str, op: Op, max: u64) -> Result<Value> {
         let handle = self.handle(id, caller)?;
+        self.apply_to(caller, handle, op, max).await
+    }
+
+    /// [`MmapService::apply`] on a handle already looked up for `caller`.
+    async fn apply_to(
+        &self,
+        caller: &Caller,
+        handle: Arc<Handle>,
+        op: Op,
+        max: u64,
+    ) -> Result<Value> {
         if let Some(action) = action(&op) {
             caller.check(action, handle.mapping().name())?;
         }
@@ -64,8 +77,9 @@ impl MmapService {
         requests: Streaming<pb::PipelineRequest>,
     ) -> PipelineStream {
         let service = self.clone();
+        let last = Arc::new(Mutex::new(None));
         let stream = requests.then(move |request| {
-            let (service, caller) = (service.clone(), caller.clone());
+            let (service, caller, last) = (service.clone(), caller.clone(), Arc::clone(&last));
             async move {
                 // The status layer gives tonic's own statuses (too large,
                 // undecodable) their ErrorInfo on the way out.
@@ -81,7 +95,10 @@ impl MmapService {
                         Some(op) => {
                             let (id, op) = Op::from_pb(op);
                             let max = limit.saturating_sub(used);
-                            service.apply(&caller, &id, op, max).await
+                            match service.handle_cached(&last, &id, &caller) {
+                                Ok(handle) => service.apply_to(&caller, handle, op, max).await,
+                                Err(err) => Err(err),
+                            }
                         }
                         None => Err(Error::Protocol("an Op must set one operation".into())),
                     };
@@ -100,6 +117,29 @@ impl MmapService {
             }
         });
         Box::pin(stream)
+    }
+}
+
+impl MmapService {
+    /// The handle `id` for `caller`, reusing the stream's last one: the ops
+    /// of a stream mostly name one handle, and the registry lookup hashes
+    /// the id under a shard lock every time. Reuse is safe because a
+    /// handle's id and owner never change and the stream's caller is fixed;
+    /// a handle closed since (by its client, its session's end or a
+    /// reload) is looked up again, so its error is the registry's.
+    fn handle_cached(
+        &self,
+        last: &Mutex<Option<Arc<Handle>>>,
+        id: &str,
+        caller: &Caller,
+    ) -> Result<Arc<Handle>> {
+        let mut last = last.lock();
+        if let Some(handle) = last.as_ref().filter(|h| h.id() == id && h.is_open()) {
+            return Ok(Arc::clone(handle));
+        }
+        let handle = self.handle(id, caller)?;
+        *last = Some(Arc::clone(&handle));
+        Ok(handle)
     }
 }
 
