@@ -340,7 +340,9 @@ class mmap:  # noqa: N801 - the name of the class it replaces
         if n is not None:
             if not hasattr(type(n), "__index__"):
                 raise TypeError(f"argument should be integer or None, not '{type(n).__name__}'")
-            n = _ssize(n)
+            n = operator.index(n)
+            if not _SSIZE_MIN <= n <= _SSIZE_MAX:
+                raise OverflowError("cannot fit 'int' into an index-sized integer")
         client = self._client
         if n is not None and 0 <= n <= client.unary_limit:
             return self._call(client._stub.Read, pb.ReadRequest(handle=handle, n=n)).data
