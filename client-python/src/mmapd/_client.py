@@ -204,8 +204,13 @@ class Client:
 
     def _check_lost(self, exc: BaseException, session: Optional[_Session]) -> BaseException:
         """``exc``, or :class:`SessionLost` when it comes from a session the server no longer knows."""
-        if session is not None and isinstance(exc, (_errors.HandleNotFound, SessionLost)):
-            if not session.lost and isinstance(exc, _errors.HandleNotFound):
+        # A server that lost the session (a restart, an expired lease) no longer
+        # knows the handle and calls it closed; the map is open here, so ask.
+        forgotten = isinstance(exc, _errors.HandleNotFound) or (
+            type(exc) is ValueError and str(exc) == "mmap closed or invalid"
+        )
+        if session is not None and (forgotten or isinstance(exc, SessionLost)):
+            if not session.lost:
                 try:
                     self._stub.KeepAlive(
                         pb.KeepAliveRequest(session_id=session.id), timeout=self.timeout, metadata=self._metadata
