@@ -286,13 +286,13 @@ class Client:
         """
         from ._mmap import mmap
 
-        return mmap._map(self, pb.MapRequest(path=path, length=length, offset=offset, access=access, name=name or "", create=create))
+        return mmap._map(self, pb.MapRequest(path=path, length=length, offset=offset, access=access, name=name or "", create=create))  # type: ignore[arg-type]
 
     def attach(self, name: str, access: int = 2) -> Any:
         """Joins the named mapping ``name`` (shared with every other handle of that name)."""
         from ._mmap import mmap
 
-        return mmap._map(self, pb.MapRequest(name=name, access=access))
+        return mmap._map(self, pb.MapRequest(name=name, access=access))  # type: ignore[arg-type]
 
     # -- admin -----------------------------------------------------------------
 
@@ -448,7 +448,7 @@ class Client:
         try:
             if m.size() != size:
                 m.resize(size)
-            return self._write_stream(m._session, m._handle, 0, self._chunks(data), size, progress)
+            return self._write_stream(m._session, m._check_valid(), 0, self._chunks(data), size, progress)
         finally:
             m.close()
 

@@ -195,7 +195,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
             # same file on the server.
             _local.mmap(fileno, length, flags=flags, prot=prot, access=access, offset=offset).close()
             path = self._server_path(client, fileno)
-        req = pb.MapRequest(path=path, length=length, offset=offset, access=_effective_access(flags, prot, access))
+        req = pb.MapRequest(path=path, length=length, offset=offset, access=_effective_access(flags, prot, access))  # type: ignore[arg-type]
         self._open(client, req)
 
     @staticmethod
@@ -395,7 +395,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
         handle = self._check_valid()
         pos = _ssize(pos)
         whence = _cint(whence)
-        resp = self._call(self._client._stub.Seek, pb.SeekRequest(handle=handle, pos=pos, whence=whence))
+        resp = self._call(self._client._stub.Seek, pb.SeekRequest(handle=handle, pos=pos, whence=whence))  # type: ignore[arg-type]
         return int(resp.position) if _RETURNS_POSITION else None
 
     def seekable(self) -> bool:
@@ -456,7 +456,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
     def madvise(self, option: int, start: int = 0, length: int = _MISSING, /) -> None:
         """``m.madvise(option[, start[, length]])``; advice that would harm the server is refused."""
         handle = self._check_valid()
-        req = pb.MadviseRequest(handle=handle, option=_cint(option), start=_ssize(start))
+        req = pb.MadviseRequest(handle=handle, option=_cint(option), start=_ssize(start))  # type: ignore[arg-type]
         if length is not _MISSING:
             req.length = _ssize(length)
         self._call(self._client._stub.Madvise, req)
@@ -494,7 +494,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
         if c == 1:
             return span
         rel_stop: Optional[int] = b - lo
-        if rel_stop is not None and rel_stop < 0:
+        if b - lo < 0:
             rel_stop = None
         return span[a - lo : rel_stop : c]
 
@@ -521,7 +521,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
             lo, hi = min(rng[0], rng[-1]), max(rng[0], rng[-1]) + 1
             span = bytearray(self._read_at(lo, hi - lo))
             rel_stop: Optional[int] = b - lo
-            if rel_stop < 0:
+            if b - lo < 0:
                 rel_stop = None
             span[a - lo : rel_stop : c] = buf
             self._write_at(lo, bytes(span))

@@ -101,7 +101,7 @@ class Pipeline:
         """Queues ``m.seek(pos, whence)``; its result is ``None`` (the position from Python 3.13 on)."""
         from ._mmap import _RETURNS_POSITION
 
-        req = pb.SeekRequest(handle=self._h, pos=_ssize(pos), whence=_cint(whence))
+        req = pb.SeekRequest(handle=self._h, pos=_ssize(pos), whence=_cint(whence))  # type: ignore[arg-type]
         return self._add("seek", req, (lambda r: int(r.position)) if _RETURNS_POSITION else _none)
 
     def tell(self) -> "Pipeline":
@@ -150,7 +150,7 @@ class Pipeline:
 
     def madvise(self, option: int, start: int = 0, length: int = _MISSING) -> "Pipeline":
         """Queues ``m.madvise(option[, start[, length]])``."""
-        req = pb.MadviseRequest(handle=self._h, option=_cint(option), start=_ssize(start))
+        req = pb.MadviseRequest(handle=self._h, option=_cint(option), start=_ssize(start))  # type: ignore[arg-type]
         if length is not _MISSING:
             req.length = _ssize(length)
         return self._add("madvise", req, _none)
