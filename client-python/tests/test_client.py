@@ -6,9 +6,11 @@ import hashlib
 import io
 import os
 import pathlib
+import signal
 import socket
 import time
 
+import grpc
 import pytest
 
 import mmapd
@@ -26,6 +28,10 @@ def test_lease_is_renewed_in_the_background(server: Server) -> None:
         time.sleep(3.2)
         assert m[0] == 7
         assert any(s.session_id == sid and s.ttl_seconds == 1 for s in c.sessions())
+    assert m.closed, "closing the client closes its maps"
+    with pytest.raises(ValueError, match="mmap closed or invalid"):
+        m[0]
+    m.close()
     with server.connect() as other:
         assert all(s.session_id != sid for s in other.sessions()), "close() ends the session"
 
@@ -72,6 +78,24 @@ def test_dead_server_mid_session_is_an_exception_not_a_hang(tmp_path: pathlib.Pa
         m[0]
     assert time.monotonic() - start < 4
     c.close()
+
+
+def test_a_hung_server_is_a_timeout(tmp_path: pathlib.Path) -> None:
+    srv = Server(tmp_path)
+    c = srv.connect(timeout=1)
+    m = c.mmap(-1, 8)
+    assert srv.proc is not None
+    srv.proc.send_signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        with pytest.raises(mmapd.Timeout) as info:
+            m[0]
+        assert isinstance(info.value, TimeoutError) and info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - start < 3
+    finally:
+        srv.proc.send_signal(signal.SIGCONT)
+        c.close()
+        srv.stop()
 
 
 def test_server_level_errors_have_their_classes(tmp_path: pathlib.Path, client: mmapd.Client, server: Server) -> None:

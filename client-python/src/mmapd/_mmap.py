@@ -238,7 +238,8 @@ class mmap:  # noqa: N801 - the name of the class it replaces
 
     def _check_valid(self) -> str:
         handle = self._handle
-        if handle is None:
+        if handle is None or self._client._closed:
+            # A closed client closed its session, and so every map of it.
             raise ValueError("mmap closed or invalid")
         if self._session.lost:
             from ._client import _lost
@@ -284,8 +285,8 @@ class mmap:  # noqa: N801 - the name of the class it replaces
 
     @property
     def closed(self) -> bool:
-        """Whether the map is closed."""
-        return self._handle is None
+        """Whether the map is closed (or its client is)."""
+        return self._handle is None or self._client._closed
 
     @property
     def name(self) -> str:
@@ -310,7 +311,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
     def close(self) -> None:
         """Closes the map (``m.close()``); closing a closed map does nothing."""
         handle, self._handle = self._handle, None
-        if handle is None or self._session.lost:
+        if handle is None or self._session.lost or self._client._closed:
             return
         client = self._client
         try:
