@@ -139,6 +139,14 @@ def test_every_method_on_a_file(server: Server, default_env: None) -> None:
         lambda M: M.mmap(-1, 8).madvise(M.MADV_NORMAL, 1),
         lambda M: M.mmap(-1, 8).madvise(M.MADV_NORMAL, 0, -1),
         lambda M: M.mmap(-1, 8).resize(-1),
+        lambda M: M.mmap(-1, 8).read(1, 2),
+        lambda M: M.mmap(-1, 8).read(n=1),
+        lambda M: M.mmap(-1, 8).readline(1),
+        lambda M: M.mmap(-1, 8).tell(x=1),
+        lambda M: M.mmap(-1, 8).move(1),
+        lambda M: M.mmap(-1, 8).seek(),
+        lambda M: M.mmap(-1, 8).find(b"", 1, 2, 3),
+        lambda M: M.mmap(-1, 8).resize(),
     ],
 )
 def test_errors_match_cpython(case: Callable[[Any], Any], default_env: None) -> None:

@@ -10,11 +10,12 @@ CPython would. Payloads larger than one gRPC message go through
 
 from __future__ import annotations
 
+import functools
 import mmap as _local
 import operator
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple, TypeVar, Union, cast
 
 import grpc
 
@@ -38,6 +39,41 @@ _ITER_CHUNK = 64 * 1024
 BytesLike = Union[bytes, bytearray, memoryview]
 
 _RETURNS_POSITION = sys.version_info >= (3, 13)  # seek() returns the new position from 3.13 on
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _cpython_args(name: str, lo: int, hi: int) -> Callable[[F], F]:
+    """Checks a method's arguments with CPython's messages: no keywords, ``lo`` to ``hi`` positionals.
+
+    ``hi == 0`` is a ``METH_NOARGS`` method, checked before the map is; the
+    others check the map first, as their C code does.
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs:
+                raise TypeError(f"mmap.{name}() takes no keyword arguments")
+            n = len(args)
+            if not lo <= n <= hi:
+                if hi == 0:
+                    raise TypeError(f"mmap.{name}() takes no arguments ({n} given)")
+                self._check_valid()
+                if lo == hi:
+                    bound, count = "exactly", lo
+                elif n < lo:
+                    bound, count = "at least", lo
+                else:
+                    bound, count = "at most", hi
+                plural = "" if count == 1 else "s"
+                raise TypeError(f"{name}() takes {bound} {count} argument{plural} ({n} given)")
+            return fn(self, *args)
+
+        return cast(F, checked)
+
+    return decorate
 
 
 def _index(value: Any) -> int:
@@ -308,6 +344,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
 
     # -- lifetime ----------------------------------------------------------------
 
+    @_cpython_args("close", 0, 0)
     def close(self) -> None:
         """Closes the map (``m.close()``); closing a closed map does nothing."""
         handle, self._handle = self._handle, None
@@ -335,6 +372,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
 
     # -- the mmap methods ----------------------------------------------------------
 
+    @_cpython_args("read", 0, 1)
     def read(self, n: Optional[int] = None, /) -> bytes:
         """``m.read([n])``: up to ``n`` bytes from the cursor (all of the rest when ``n`` is ``None`` or negative)."""
         handle = self._check_valid()
@@ -357,16 +395,19 @@ class mmap:  # noqa: N801 - the name of the class it replaces
             return self._call(client._stub.Read, req).data
         return client._read_stream(self._session, handle, None, want)
 
+    @_cpython_args("read_byte", 0, 0)
     def read_byte(self) -> int:
         """``m.read_byte()``: the byte at the cursor, as an int; advances the cursor."""
         handle = self._check_valid()
         return self._call(self._client._stub.ReadByte, pb.ReadByteRequest(handle=handle)).value
 
+    @_cpython_args("readline", 0, 0)
     def readline(self) -> bytes:
         """``m.readline()``: from the cursor up to and including the next newline."""
         handle = self._check_valid()
         return self._call(self._client._stub.ReadLine, pb.ReadLineRequest(handle=handle)).data
 
+    @_cpython_args("write", 1, 1)
     def write(self, data: BytesLike, /) -> int:
         """``m.write(data)``: writes at the cursor, advances it, returns the number of bytes written."""
         handle = self._check_valid()
@@ -381,6 +422,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
             raise ValueError("data out of range")
         return client._write_stream(self._session, handle, None, client._chunks(buf), len(buf))
 
+    @_cpython_args("write_byte", 1, 1)
     def write_byte(self, byte: int, /) -> None:
         """``m.write_byte(byte)``: writes one byte at the cursor and advances it."""
         handle = self._check_valid()
@@ -391,6 +433,7 @@ class mmap:  # noqa: N801 - the name of the class it replaces
             raise OverflowError("unsigned byte integer is greater than maximum")
         self._call(self._client._stub.WriteByte, pb.WriteByteRequest(handle=handle, value=value))
 
+    @_cpython_args("seek", 1, 2)
     def seek(self, pos: int, whence: int = os.SEEK_SET, /) -> Optional[int]:
         """``m.seek(pos[, whence])``: moves the cursor (``os.SEEK_SET``, ``SEEK_CUR`` or ``SEEK_END``)."""
         handle = self._check_valid()
@@ -403,11 +446,13 @@ class mmap:  # noqa: N801 - the name of the class it replaces
         """Always ``True``, as ``mmap.mmap.seekable()``."""
         return True
 
+    @_cpython_args("tell", 0, 0)
     def tell(self) -> int:
         """``m.tell()``: the cursor."""
         handle = self._check_valid()
         return int(self._call(self._client._stub.Tell, pb.TellRequest(handle=handle)).position)
 
+    @_cpython_args("size", 0, 0)
     def size(self) -> int:
         """``m.size()``: the size of the underlying file (the length for anonymous regions)."""
         handle = self._check_valid()
@@ -427,14 +472,17 @@ class mmap:  # noqa: N801 - the name of the class it replaces
             req.end = _ssize(end)
         return int(self._call(rpc, req).index)
 
+    @_cpython_args("find", 1, 3)
     def find(self, sub: BytesLike, start: int = _MISSING, end: int = _MISSING, /) -> int:
         """``m.find(sub[, start[, end]])``: the lowest index of ``sub`` in ``[start, end)``, or -1."""
         return self._find(self._client._stub.Find if self._handle else None, sub, start, end)
 
+    @_cpython_args("rfind", 1, 3)
     def rfind(self, sub: BytesLike, start: int = _MISSING, end: int = _MISSING, /) -> int:
         """``m.rfind(sub[, start[, end]])``: the highest index of ``sub`` in ``[start, end)``, or -1."""
         return self._find(self._client._stub.RFind if self._handle else None, sub, start, end)
 
+    @_cpython_args("flush", 0, 2)
     def flush(self, offset: int = 0, size: int = _MISSING, /) -> None:
         """``m.flush([offset[, size]])``: msync; when it returns the range is durable on the server's disk."""
         handle = self._check_valid()
@@ -443,17 +491,20 @@ class mmap:  # noqa: N801 - the name of the class it replaces
             req.size = _ssize(size)
         self._call(self._client._stub.Flush, req)
 
+    @_cpython_args("move", 3, 3)
     def move(self, dest: int, src: int, count: int, /) -> None:
         """``m.move(dest, src, count)``: copies ``count`` bytes from ``src`` to ``dest`` (memmove)."""
         handle = self._check_valid()
         req = pb.MoveRequest(handle=handle, dest=_ssize(dest), src=_ssize(src), count=_ssize(count))
         self._call(self._client._stub.Move, req)
 
+    @_cpython_args("resize", 1, 1)
     def resize(self, newsize: int, /) -> None:
         """``m.resize(newsize)``: resizes the mapping and the file (for every handle of the mapping)."""
         handle = self._check_valid()
         self._call(self._client._stub.Resize, pb.ResizeRequest(handle=handle, new_size=_ssize(newsize)))
 
+    @_cpython_args("madvise", 1, 3)
     def madvise(self, option: int, start: int = 0, length: int = _MISSING, /) -> None:
         """``m.madvise(option[, start[, length]])``; advice that would harm the server is refused."""
         handle = self._check_valid()
