@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mmap as _local
 
+from . import _errors
 from ._client import DEFAULT_ENDPOINT, DEFAULT_TIMEOUT, Client, connect, default_client
 from ._errors import (
     AccessDenied,
@@ -54,21 +55,6 @@ __all__ = [
     "default_client",
     "DEFAULT_ENDPOINT",
     "DEFAULT_TIMEOUT",
-    "Error",
-    "SessionLost",
-    "HandleNotFound",
-    "QuotaExceeded",
-    "AccessDenied",
-    "Unauthenticated",
-    "Unavailable",
-    "Timeout",
-    "MessageTooLarge",
-    "MappingNotFound",
-    "MappingConflict",
-    "MappingBroken",
-    "InvalidRequest",
-    "Unimplemented",
-    "ServerError",
-    "NotUnderRoot",
+    *_errors.__all__,
     *_CONSTANTS,
 ]

@@ -308,22 +308,19 @@ class Client:
 
     def sessions(self) -> List[pb.SessionInfo]:
         """Every live session this identity may see (``Admin.ListSessions``, all pages)."""
-        out: List[pb.SessionInfo] = []
-        token = ""
-        while True:
-            resp = self._unary(self._admin.ListSessions, pb.ListSessionsRequest(page_token=token))
-            out.extend(resp.sessions)
-            token = resp.next_page_token
-            if not token:
-                return out
+        return self._pages(self._admin.ListSessions, pb.ListSessionsRequest, "sessions")
 
     def mappings(self) -> List[pb.MappingInfo]:
         """Every live mapping this identity may see (``Admin.ListMappings``, all pages)."""
-        out: List[pb.MappingInfo] = []
+        return self._pages(self._admin.ListMappings, pb.ListMappingsRequest, "mappings")
+
+    def _pages(self, rpc: Any, request: Any, field: str) -> List[Any]:
+        """Every item of a paged Admin listing, following ``next_page_token``."""
+        out: List[Any] = []
         token = ""
         while True:
-            resp = self._unary(self._admin.ListMappings, pb.ListMappingsRequest(page_token=token))
-            out.extend(resp.mappings)
+            resp = self._unary(rpc, request(page_token=token))
+            out.extend(getattr(resp, field))
             token = resp.next_page_token
             if not token:
                 return out
