@@ -433,7 +433,7 @@ async fn paths_outside_the_root_are_refused() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{path}: {err:?}");
-        let md = assert_error(&err, Code::PermissionDenied, "OS_ERROR", err.message());
+        let md = assert_error(&err, Code::PermissionDenied, "PATH_ESCAPE", err.message());
         assert_eq!(md["errno"], "13", "{path}");
         assert!(
             err.message().contains("outside the data root"),

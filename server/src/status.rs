@@ -40,7 +40,7 @@ impl Error {
             Error::WrongSize(_) => c(Code::InvalidArgument, "INDEX_ERROR", "IndexError"),
             Error::Overflow(_) => c(Code::InvalidArgument, "OVERFLOW_ERROR", "OverflowError"),
             Error::Os { errno, .. } => c(errno_code(*errno), "OS_ERROR", errno_exception(*errno)),
-            Error::PathEscape(_) => c(Code::PermissionDenied, "OS_ERROR", "PermissionError"),
+            Error::PathEscape(_) => c(Code::PermissionDenied, "PATH_ESCAPE", "PermissionError"),
             Error::SessionNotFound(_) => c(Code::NotFound, "SESSION_NOT_FOUND", "OSError"),
             Error::Unauthenticated(_) => {
                 c(Code::Unauthenticated, "UNAUTHENTICATED", "PermissionError")
