@@ -16,8 +16,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "MMAPD_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
-    /// Default session lease, in seconds, for clients that ask for 0.
-    #[arg(long, env = "MMAPD_SESSION_TTL", default_value_t = 60)]
+    /// Default session lease, in seconds, for clients that ask for 0. Zero
+    /// is refused: a lease that ends at once would drop every session.
+    #[arg(long, env = "MMAPD_SESSION_TTL", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
     session_ttl: u64,
     /// Log format.
     #[arg(long, env = "MMAPD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -274,7 +276,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
     }
 
     let mut config = mmapd_server::Config::new(&args.root);
-    config.default_ttl = Duration::from_secs(args.session_ttl.max(1));
+    config.default_ttl = Duration::from_secs(args.session_ttl);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     args.limits.apply(&mut config.limits);
     args.security.check_exposure(args.listen)?;

@@ -60,19 +60,33 @@ async fn serves_the_default_root_and_exits_zero_on_sigterm() {
 }
 
 #[test]
-fn zero_worker_threads_is_refused_before_anything_starts() {
-    let cwd = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mmapd"))
-        .args(["--listen", "127.0.0.1:0", "--worker-threads", "0"])
-        .current_dir(cwd.path())
-        .env_remove("MMAPD_ROOT")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "a usage error");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--worker-threads"), "{stderr}");
-    assert!(
-        !cwd.path().join("mmapd-data").exists(),
-        "nothing was set up"
-    );
+fn zero_worker_threads_or_session_ttl_is_refused_before_anything_starts() {
+    for (flag, env) in [
+        ("--worker-threads", "MMAPD_WORKER_THREADS"),
+        ("--session-ttl", "MMAPD_SESSION_TTL"),
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        let by_flag = Command::new(env!("CARGO_BIN_EXE_mmapd"))
+            .args(["--listen", "127.0.0.1:0", flag, "0"])
+            .current_dir(cwd.path())
+            .env_remove("MMAPD_ROOT")
+            .output()
+            .unwrap();
+        let by_env = Command::new(env!("CARGO_BIN_EXE_mmapd"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env(env, "0")
+            .current_dir(cwd.path())
+            .env_remove("MMAPD_ROOT")
+            .output()
+            .unwrap();
+        for out in [by_flag, by_env] {
+            assert_eq!(out.status.code(), Some(2), "{flag}: a usage error");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(flag), "{stderr}");
+        }
+        assert!(
+            !cwd.path().join("mmapd-data").exists(),
+            "{flag}: nothing was set up"
+        );
+    }
 }
