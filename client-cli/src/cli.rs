@@ -636,23 +636,38 @@ pub fn parse_advice(text: &str) -> Result<Advice, String> {
     let known = || {
         (0..=32)
             .filter_map(|n| Advice::try_from(n).ok())
+            .filter(|a| !REFUSED_ADVICE.contains(a))
             .map(|a| a.as_str_name().trim_start_matches("MADV_").to_lowercase())
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if let Ok(number) = text.parse::<i32>() {
-        return Advice::try_from(number)
-            .map_err(|_| format!("no advice has the number {number}; known: {}", known()));
-    }
-    let upper = text.to_uppercase();
-    let name = if upper.starts_with("MADV_") {
-        upper
+    let advice = if let Ok(number) = text.parse::<i32>() {
+        Advice::try_from(number)
+            .map_err(|_| format!("no advice has the number {number}; known: {}", known()))?
     } else {
-        format!("MADV_{upper}")
+        let upper = text.to_uppercase();
+        let name = if upper.starts_with("MADV_") {
+            upper
+        } else {
+            format!("MADV_{upper}")
+        };
+        Advice::from_str_name(&name)
+            .ok_or_else(|| format!("unknown advice {text:?}; known: {}", known()))?
     };
-    Advice::from_str_name(&name)
-        .ok_or_else(|| format!("unknown advice {text:?}; known: {}", known()))
+    if REFUSED_ADVICE.contains(&advice) {
+        return Err(format!(
+            "the server refuses {} (it would punch holes in the file or change the server \
+             process); known: {}",
+            advice.as_str_name(),
+            known()
+        ));
+    }
+    Ok(advice)
 }
+
+/// Advice the proto names but the server refuses (see `safe_advice` in the
+/// server): offering it here would only turn into a server error.
+const REFUSED_ADVICE: [Advice; 3] = [Advice::MadvRemove, Advice::MadvDontfork, Advice::MadvDofork];
 
 #[cfg(test)]
 mod tests {
@@ -682,6 +697,11 @@ mod tests {
         let err = parse_advice("7").unwrap_err();
         assert!(err.contains("willneed"), "{err}");
         assert!(parse_advice("sometimes").is_err());
+        assert!(!err.contains("remove") && !err.contains("fork"), "{err}");
+        for refused in ["remove", "dontfork", "DOFORK", "9"] {
+            let err = parse_advice(refused).unwrap_err();
+            assert!(err.contains("the server refuses"), "{refused}: {err}");
+        }
     }
 
     #[test]
