@@ -399,6 +399,16 @@ fn size_len_resize_flush_move_and_madvise() {
         .assert()
         .success()
         .stdout("flushed m.bin\n");
+    // --offset alone flushes to the end (it used to send size = len and
+    // always fail): here the second of two pages.
+    let page = server.path("page.bin");
+    std::fs::write(&page, vec![1u8; 8192]).unwrap();
+    server
+        .mmapctl()
+        .args(["flush", "page.bin", "--offset", "4096"])
+        .assert()
+        .success()
+        .stdout("flushed page.bin\n");
     assert_eq!(
         json_of(&["flush", "m.bin", "--offset", "0", "--size", "6"])["flushed"],
         true

@@ -407,7 +407,15 @@ struct FlushResult {
 /// `flush`: msync, so the range is on disk when this returns.
 pub async fn flush(ctx: &Ctx, args: FlushArgs) -> Result<()> {
     with_map(ctx, "flush", &args.target, Access::Write, async |map| {
-        Ok(map.flush(args.offset, args.size).await?)
+        // Python's flush(offset) alone means size = len(m), which is out of
+        // range for any offset but 0; the help promises "to the end".
+        let size = match (args.offset, args.size) {
+            (Some(offset), None) => {
+                Some(i64::try_from(map.len().await?).unwrap_or(i64::MAX) - offset)
+            }
+            (_, size) => size,
+        };
+        Ok(map.flush(args.offset, size).await?)
     })
     .await?;
     ctx.out.result(&FlushResult { flushed: true }, || {
