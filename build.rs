@@ -1,8 +1,9 @@
 //! Compiles `proto/` into the `mmapd::pb` stubs without a system `protoc`:
 //! `protox` parses the protos in pure Rust, `tonic-prost-build` generates code
 //! from the resulting descriptor set, and the same set is written to OUT_DIR so
-//! the server can offer gRPC reflection. `proto/google/rpc/status.proto` is
-//! vendored (Apache-2.0, from googleapis) so the set is self-contained.
+//! the server can offer gRPC reflection. `proto/google/rpc/status.proto` and
+//! `error_details.proto` are vendored (Apache-2.0, from googleapis) so the
+//! set is self-contained.
 
 use std::{env, fs, path::PathBuf};
 
@@ -16,8 +17,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");
 
     let fds = protox::compile([proto], ["proto"])?;
+    // Reflection also serves the ErrorInfo every error carries (no message
+    // of ours names it, so it is not an import), so that grpcurl and other
+    // reflection clients decode it without the proto file.
+    let details = "google/rpc/error_details.proto";
+    let reflected = protox::compile([proto, details], ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(out.join("mmapd_descriptor.bin"), fds.encode_to_vec())?;
+    fs::write(out.join("mmapd_descriptor.bin"), reflected.encode_to_vec())?;
 
     tonic_prost_build::configure()
         // `bytes` fields as `bytes::Bytes`, so payloads can be passed along

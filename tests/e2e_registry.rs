@@ -274,6 +274,52 @@ async fn admin_info_health_and_reflection_answer() {
 }
 
 #[tokio::test]
+async fn reflection_serves_the_error_info_every_error_carries() {
+    use prost::Message;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let server = TestServer::start().await;
+    let channel = tonic::transport::Channel::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "google.rpc.ErrorInfo".into(),
+        )),
+    };
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().expect("one reply");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = reply.message_response else {
+        panic!("no descriptor for google.rpc.ErrorInfo: {reply:?}");
+    };
+    let files: Vec<_> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| prost_types::FileDescriptorProto::decode(&bytes[..]).unwrap())
+        .collect();
+    let details = files
+        .iter()
+        .find(|f| f.name() == "google/rpc/error_details.proto")
+        .expect("error_details.proto is served");
+    let info = details
+        .message_type
+        .iter()
+        .find(|m| m.name() == "ErrorInfo");
+    let fields: Vec<_> = info.unwrap().field.iter().map(|f| f.name()).collect();
+    assert_eq!(fields, ["reason", "domain", "metadata"]);
+}
+
+#[tokio::test]
 async fn shrinking_a_file_under_another_mapping_is_refused_not_a_sigbus() {
     let mut fx = Fixture::with_file("f", vec![5u8; 8192]).await;
     let a = fx.handle(fx.named_req("f", "a", Access::Write)).await;

@@ -184,11 +184,18 @@ mod tests {
         // OpResult.error without knowing googleapis.
         for needed in [
             "google/rpc/status.proto",
+            "google/rpc/error_details.proto",
             "google/protobuf/any.proto",
             "mmapd/v1/mmapd.proto",
         ] {
             assert!(names.contains(&needed), "{needed} missing from {names:?}");
         }
+        let details = set
+            .file
+            .iter()
+            .find(|f| f.name() == "google/rpc/error_details.proto");
+        let details = details.unwrap().message_type.iter().map(|m| m.name());
+        assert!(details.collect::<Vec<_>>().contains(&"ErrorInfo"));
         let mmapd = set.file.iter().find(|f| f.name() == "mmapd/v1/mmapd.proto");
         let service = &mmapd.unwrap().service[0];
         let pipeline = service.method.iter().find(|m| m.name() == "Pipeline");
