@@ -108,7 +108,7 @@ pub fn align(rows: &[Vec<String>]) -> String {
 /// `24` → `24 bytes`.
 pub fn human_bytes(n: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if n >= size && n % size == 0 {
+        if n >= size && n.is_multiple_of(size) {
             return format!("{} {unit}", n / size);
         }
         if n >= size {

@@ -334,7 +334,7 @@ impl Handle {
             }
             // msync(2)'s own checks, made here so an unaligned offset fails
             // with CPython's EINVAL.
-            if offset as usize % mem::page_size() != 0 {
+            if !(offset as usize).is_multiple_of(mem::page_size()) {
                 return Err(Error::errno(Errno::INVAL.raw_os_error()));
             }
             Ok(size > 0)

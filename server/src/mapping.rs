@@ -188,7 +188,7 @@ impl Mapping {
         }
         // The kernel's own checks, made here because memmap2 would quietly
         // align the offset and accept a zero length.
-        if len == 0 || offset as u64 % mem::page_size() as u64 != 0 {
+        if len == 0 || !(offset as u64).is_multiple_of(mem::page_size() as u64) {
             return Err(Error::errno(Errno::INVAL.raw_os_error()));
         }
         let sharing = match access {

@@ -569,7 +569,7 @@ impl Region {
         let span = self.span();
         let start = base + offset;
         let page = page_size();
-        let splits = if changes_flags(advice) && start % page == 0 && len > 0 {
+        let splits = if changes_flags(advice) && start.is_multiple_of(page) && len > 0 {
             u32::from(start > span.start)
                 + u32::from((start + len).next_multiple_of(page) < span.end)
         } else {

@@ -242,7 +242,7 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd-length hex string of {} digits", digits.len()));
     }
     digits

@@ -287,15 +287,15 @@ impl Fuzzer {
             self.record(&call, &outcome);
             self.session_closed(&id);
         }
-        if self.pool.sessions.is_empty() {
-            if let Some(id) = self.open("tidy", false).await {
-                self.pool.sessions.push(id);
-            }
+        if self.pool.sessions.is_empty()
+            && let Some(id) = self.open("tidy", false).await
+        {
+            self.pool.sessions.push(id);
         }
-        if self.pool.foreign.is_empty() {
-            if let Some(id) = self.open("tidy", true).await {
-                self.pool.foreign = id;
-            }
+        if self.pool.foreign.is_empty()
+            && let Some(id) = self.open("tidy", true).await
+        {
+            self.pool.foreign = id;
         }
         self.pool
             .closed
