@@ -94,26 +94,67 @@ impl CliError {
     }
 
     /// Prints `mmapctl: error: ...` (and a hint for connection failures) to
-    /// stderr and returns the exit code. A broken pipe prints nothing.
-    pub fn report(&self, endpoint: &str) -> ExitCode {
+    /// stderr and returns the exit code. A broken pipe prints nothing. With
+    /// `-o json` the report is one JSON object on stderr instead, so that a
+    /// script reading JSON gets its errors as JSON too.
+    pub fn report(&self, endpoint: &str, json: bool) -> ExitCode {
         if !self.is_broken_pipe() && !matches!(self, CliError::Reported(_)) {
-            eprintln!("mmapctl: error: {self}");
-            if self.is_connect() {
-                eprintln!(
-                    "mmapctl: hint: is mmapd running at {endpoint}? start it with \
-                     `cargo run --release --bin mmapd`, or pass --endpoint URL \
-                     (or set MMAPCTL_ENDPOINT)"
-                );
-                if endpoint.starts_with("https://") {
-                    eprintln!(
-                        "mmapctl: hint: https:// means TLS: a server without --tls-cert \
-                         needs http://; a private CA needs --ca-cert FILE, and a server \
-                         with --tls-client-ca needs --cert FILE --key FILE"
-                    );
+            let hints = self.hints(endpoint);
+            if json {
+                eprintln!("{}", self.to_json(&hints));
+            } else {
+                eprintln!("mmapctl: error: {self}");
+                for hint in hints {
+                    eprintln!("mmapctl: hint: {hint}");
                 }
             }
         }
         ExitCode::from(self.exit_code())
+    }
+
+    /// What to try next, for connection failures.
+    fn hints(&self, endpoint: &str) -> Vec<String> {
+        let mut hints = Vec::new();
+        if self.is_connect() {
+            hints.push(format!(
+                "is mmapd running at {endpoint}? start it with \
+                 `cargo run --release --bin mmapd`, or pass --endpoint URL \
+                 (or set MMAPCTL_ENDPOINT)"
+            ));
+            if endpoint.starts_with("https://") {
+                hints.push(
+                    "https:// means TLS: a server without --tls-cert \
+                     needs http://; a private CA needs --ca-cert FILE, and a server \
+                     with --tls-client-ca needs --cert FILE --key FILE"
+                        .to_owned(),
+                );
+            }
+        }
+        hints
+    }
+
+    /// The error as one JSON object: the message and exit code, and for a
+    /// server refusal its status code, reason and metadata.
+    fn to_json(&self, hints: &[String]) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "error": self.to_string(),
+            "exit_code": self.exit_code(),
+        });
+        if let CliError::Mmapd(err) = self {
+            if let Some(code) = err.code() {
+                out["code"] = mmapd::code_name(code).into();
+            }
+            if let Some(reason) = err.reason() {
+                out["reason"] = reason.into();
+            }
+            if let Some(metadata) = err.metadata() {
+                out["metadata"] = serde_json::json!(metadata);
+            }
+        }
+        if !hints.is_empty() {
+            out["hints"] = serde_json::json!(hints);
+        }
+        out
     }
 }
 

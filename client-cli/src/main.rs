@@ -33,6 +33,8 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => err.explain_timeout(ctx.timeout).report(&ctx.endpoint),
+        Err(err) => err
+            .explain_timeout(ctx.timeout)
+            .report(&ctx.endpoint, ctx.out.json()),
     }
 }

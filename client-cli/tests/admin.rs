@@ -217,13 +217,7 @@ fn a_refused_request_exits_1_with_the_error_line() {
 #[test]
 fn an_unreachable_server_exits_3_with_a_hint() {
     let endpoint = dead_endpoint();
-    for args in [
-        &["info"][..],
-        &["sessions"],
-        &["cat", "x"],
-        &["shell", "x"],
-        &["-o", "json", "mappings"],
-    ] {
+    for args in [&["info"][..], &["sessions"], &["cat", "x"], &["shell", "x"]] {
         mmapctl()
             .arg("--endpoint")
             .arg(&endpoint)
@@ -242,6 +236,49 @@ fn an_unreachable_server_exits_3_with_a_hint() {
                 ))),
             );
     }
+}
+
+#[test]
+fn with_json_output_errors_are_json_on_stderr() {
+    let server = Server::start();
+    let refused = server
+        .mmapctl()
+        .args(["-o", "json", "read", "missing.bin"])
+        .assert()
+        .code(1)
+        .stdout("");
+    let err = json(&refused.get_output().stderr);
+    assert_eq!(
+        err["error"],
+        "[Errno 2] No such file or directory: 'missing.bin' (NOT_FOUND, OS_ERROR)"
+    );
+    assert_eq!(
+        (&err["exit_code"], &err["code"], &err["reason"]),
+        (&1.into(), &"NOT_FOUND".into(), &"OS_ERROR".into())
+    );
+    assert_eq!(err["metadata"]["errno"], "2");
+    assert_eq!(err["metadata"]["exception"], "FileNotFoundError");
+
+    let endpoint = dead_endpoint();
+    let unreachable = mmapctl()
+        .args(["-o", "json", "--endpoint", &endpoint, "mappings"])
+        .assert()
+        .code(3)
+        .stdout("");
+    let err = json(&unreachable.get_output().stderr);
+    assert_eq!(err["exit_code"], 3);
+    let message = err["error"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("cannot connect to {endpoint}")),
+        "{err}"
+    );
+    assert!(
+        err["hints"][0]
+            .as_str()
+            .unwrap()
+            .contains("is mmapd running"),
+        "{err}"
+    );
 }
 
 #[test]
