@@ -89,6 +89,19 @@ fn put_makes_the_remote_file_the_local_size_and_needs_create_for_new_files() {
         );
     assert!(!server.path("new.txt").exists());
 
+    // With --create, missing folders on the way are made (inside the root).
+    server
+        .mmapctl()
+        .arg("put")
+        .arg(&small)
+        .args(["sub/dir/file.txt", "--create"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(server.path("sub/dir/file.txt")).unwrap(),
+        b"short\n"
+    );
+
     // Shrinks a larger file, and grows a smaller one.
     server.write("f.txt", &[b'x'; 10_000]);
     server

@@ -102,6 +102,7 @@ impl Root {
         let (fd, writable, created) = match open_at(&rel, rdwr) {
             Ok(fd) => (fd, true, false),
             Err(Errno::NOENT) if create.is_some() => {
+                self.make_parents(&rel, symlinks)?;
                 match open_at(&rel, rdwr | OFlags::CREATE | OFlags::EXCL) {
                     Ok(fd) => (fd, true, true),
                     // Someone created it first: theirs it is, as it stands.
@@ -152,6 +153,41 @@ impl Root {
             path: rel,
             created,
         })
+    }
+
+    /// Makes the missing folders on the way to `rel`, as `mkdir -p`, each
+    /// one beneath the root: every prefix is opened with the same
+    /// `RESOLVE_BENEATH` as the file (so a symlink out of the root is
+    /// PATH_ESCAPE, and nothing is made outside), and a missing folder is
+    /// made by name inside the one just opened. Folders stay if the Map
+    /// fails later, as `os.makedirs` leaves them.
+    fn make_parents(&self, rel: &str, symlinks: Symlinks) -> Result<()> {
+        let Some((parents, _)) = rel.rsplit_once('/') else {
+            return Ok(());
+        };
+        let folder = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
+        let mut parent: Option<OwnedFd> = None;
+        let mut end = 0;
+        for name in parents.split('/') {
+            end += name.len() + usize::from(end > 0);
+            let prefix = &parents[..end];
+            let fd = match self.open_at(prefix, folder, symlinks) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => {
+                    let at = parent.as_ref().unwrap_or(&self.dir);
+                    match rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o755)) {
+                        // EEXIST: another Map made it first.
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(os(e, prefix)),
+                    }
+                    self.open_at(prefix, folder, symlinks)
+                        .map_err(|e| os(e, prefix))?
+                }
+                Err(e) => return Err(os(e, prefix)),
+            };
+            parent = Some(fd);
+        }
+        Ok(())
     }
 
     /// Removes a file this server created, when the Map that created it
@@ -256,6 +292,40 @@ mod tests {
         std::fs::write(tmp.path().join("empty"), b"").unwrap();
         let kept = root.open_file("empty", false, Some(0..10)).unwrap();
         assert_eq!(kept.file.metadata().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn create_makes_missing_folders_beneath_the_root_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_dir = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let root = Root::open(&root_dir).unwrap();
+        let made = root.open_file("a/b/c/f.bin", false, Some(0..4)).unwrap();
+        assert!(made.created);
+        assert_eq!(
+            std::fs::metadata(root_dir.join("a/b/c/f.bin"))
+                .unwrap()
+                .len(),
+            4
+        );
+        // Part of the way exists already.
+        root.open_file("a/b/d/g.bin", false, Some(0..4)).unwrap();
+        // Without create nothing is made.
+        let err = root.open_file("x/y.bin", false, None).unwrap_err();
+        assert!(matches!(err, Error::Os { errno: 2, .. }), "{err:?}");
+        assert!(!root_dir.join("x").exists());
+        // A folder symlink out of the root: refused, nothing made outside.
+        std::os::unix::fs::symlink(&outside, root_dir.join("out")).unwrap();
+        let err = root
+            .open_file("out/new/f.bin", false, Some(0..4))
+            .unwrap_err();
+        assert!(matches!(err, Error::PathEscape(_)), "{err:?}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        // A file in the way is NotADirectory, as os.makedirs says.
+        std::fs::write(root_dir.join("file"), b"").unwrap();
+        let err = root.open_file("file/f.bin", false, Some(0..4)).unwrap_err();
+        assert!(matches!(err, Error::Os { errno: 20, .. }), "{err:?}");
     }
 
     #[test]
