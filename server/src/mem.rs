@@ -67,7 +67,7 @@ use std::{
     ptr,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU32, Ordering, compiler_fence},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
 };
 
@@ -78,7 +78,7 @@ use rustix::mm::Advice;
 
 use crate::error::Error;
 use areas::{AREAS, Areas};
-use sigbus::{Guard, GuardScope};
+use sigbus::{Guard, with_guard};
 
 pub(crate) use areas::set_map_area_budget;
 pub(crate) use sigbus::{faults_caught, setup_process};
@@ -232,15 +232,12 @@ pub(crate) fn encode_guarded(addr: usize, encode: &mut dyn FnMut()) {
     let Some((start, end, broken)) = found else {
         return encode();
     };
-    let scope = GuardScope::enter(Guard {
+    let guard = Guard {
         start,
         end,
         broken: &*broken,
-    });
-    compiler_fence(Ordering::SeqCst);
-    encode();
-    compiler_fence(Ordering::SeqCst);
-    drop(scope);
+    };
+    with_guard(guard, encode);
 }
 
 impl Region {
@@ -325,17 +322,12 @@ impl Region {
             return Err(Broken);
         }
         let span = self.span();
-        let _reset = GuardScope::enter(Guard {
+        let guard = Guard {
             start: span.start,
             end: span.end,
             broken: &*self.area.broken,
-        });
-        // The fences keep the compiler from moving the mapped-memory
-        // accesses outside the window where the handler knows about them.
-        compiler_fence(Ordering::SeqCst);
-        let out = access(self.area.map.as_mut_ptr());
-        compiler_fence(Ordering::SeqCst);
-        drop(_reset);
+        };
+        let out = with_guard(guard, || access(self.area.map.as_mut_ptr()));
         if self.is_broken() {
             Err(Broken)
         } else {

@@ -47,20 +47,24 @@ thread_local! {
 }
 
 /// Clears the thread's guard on scope exit, even on unwinding.
-pub(super) struct GuardScope;
-
-impl GuardScope {
-    pub(super) fn enter(guard: Guard) -> GuardScope {
-        GUARD.with(|g| g.set(guard));
-        GuardScope
-    }
-}
+struct GuardScope;
 
 impl Drop for GuardScope {
     fn drop(&mut self) {
         compiler_fence(Ordering::SeqCst);
         GUARD.with(|g| g.set(Guard::NONE));
     }
+}
+
+/// Runs `access` with `guard` set for this thread, so a SIGBUS inside the
+/// guarded range marks it broken instead of killing the process. The
+/// fences keep the compiler from moving the mapped-memory accesses outside
+/// the window where the handler knows about them.
+pub(super) fn with_guard<R>(guard: Guard, access: impl FnOnce() -> R) -> R {
+    GUARD.with(|g| g.set(guard));
+    let _reset = GuardScope;
+    compiler_fence(Ordering::SeqCst);
+    access()
 }
 
 /// The SIGBUS disposition before ours, restored for faults that are not
@@ -75,8 +79,9 @@ extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _ctx: 
     let guard = GUARD.with(Cell::get);
     if !guard.broken.is_null() && (guard.start..guard.end).contains(&addr) {
         FAULTS_CAUGHT.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the guard is set only while `guarded` holds `&Region`, so
-        // the flag it points to is alive. The errno location is this
+        // SAFETY: the guard is set only inside `with_guard`, whose callers
+        // hold the flag's owner (`&Region`, or the view area's `Arc`) for
+        // the whole call, so the flag it points to is alive. The errno location is this
         // thread's; saving it keeps the interrupted code's errno intact.
         unsafe {
             (*guard.broken).store(true, Ordering::SeqCst);
