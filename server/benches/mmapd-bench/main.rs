@@ -243,21 +243,7 @@ fn main() {
                 }
                 let base = load::unary(&bare, kind, in_flight, conns, size, time).await;
                 let got = load::unary(&mmapd, kind, in_flight, conns, size, time).await;
-                let note = format!(
-                    "p50/p99 {}/{} µs (bare {}/{})",
-                    got.quantile(0.5),
-                    got.quantile(0.99),
-                    base.quantile(0.5),
-                    base.quantile(0.99)
-                );
-                row(
-                    &name,
-                    got.ops_per_sec,
-                    "ops/s",
-                    "bare tonic",
-                    Some(base.ops_per_sec),
-                    note,
-                );
+                load_row(&name, "p50/p99", &got, &base);
             }
         }
         for (kind, op) in [(Kind::Get, "get"), (Kind::Set, "set")] {
@@ -268,21 +254,7 @@ fn main() {
                 }
                 let base = load::pipeline(&bare, kind, 50, batch, size, time).await;
                 let got = load::pipeline(&mmapd, kind, 50, batch, size, time).await;
-                let note = format!(
-                    "batch p50/p99 {}/{} µs (bare {}/{})",
-                    got.quantile(0.5),
-                    got.quantile(0.99),
-                    base.quantile(0.5),
-                    base.quantile(0.99)
-                );
-                row(
-                    &name,
-                    got.ops_per_sec,
-                    "ops/s",
-                    "bare tonic",
-                    Some(base.ops_per_sec),
-                    note,
-                );
+                load_row(&name, "batch p50/p99", &got, &base);
             }
         }
         renew.abort();
@@ -294,6 +266,19 @@ fn main() {
     });
     drop(mmapd_server);
     drop(bare_server);
+}
+
+/// A row of ops/s next to the bare tonic service's, with both latencies.
+fn load_row(scenario: &str, latency: &str, got: &load::Load, base: &load::Load) {
+    let note = format!(
+        "{latency} {}/{} µs (bare {}/{})",
+        got.quantile(0.5),
+        got.quantile(0.99),
+        base.quantile(0.5),
+        base.quantile(0.99)
+    );
+    let bare = Some(base.ops_per_sec);
+    row(scenario, got.ops_per_sec, "ops/s", "bare tonic", bare, note);
 }
 
 fn row(
