@@ -80,6 +80,18 @@ def test_dead_server_mid_session_is_an_exception_not_a_hang(tmp_path: pathlib.Pa
     c.close()
 
 
+def _wait_until_stopped(pid: int) -> None:
+    """SIGSTOP is delivered asynchronously: wait until the kernel shows the
+    process stopped ('T'), so no call can slip in before it."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 def test_a_hung_server_is_a_timeout(tmp_path: pathlib.Path) -> None:
     srv = Server(tmp_path)
     c = srv.connect(timeout=1)
@@ -87,6 +99,7 @@ def test_a_hung_server_is_a_timeout(tmp_path: pathlib.Path) -> None:
     assert srv.proc is not None
     srv.proc.send_signal(signal.SIGSTOP)
     try:
+        _wait_until_stopped(srv.proc.pid)
         start = time.monotonic()
         with pytest.raises(mmapd.Timeout) as info:
             m[0]
