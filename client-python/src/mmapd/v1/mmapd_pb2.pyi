@@ -1,3 +1,4 @@
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -37,6 +38,14 @@ class Advice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MADV_NOHUGEPAGE: _ClassVar[Advice]
     MADV_DONTDUMP: _ClassVar[Advice]
     MADV_DODUMP: _ClassVar[Advice]
+
+class FileKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FILE_KIND_UNSPECIFIED: _ClassVar[FileKind]
+    FILE_KIND_FILE: _ClassVar[FileKind]
+    FILE_KIND_DIR: _ClassVar[FileKind]
+    FILE_KIND_SYMLINK: _ClassVar[FileKind]
+    FILE_KIND_OTHER: _ClassVar[FileKind]
 ACCESS_DEFAULT: Access
 ACCESS_READ: Access
 ACCESS_WRITE: Access
@@ -59,6 +68,106 @@ MADV_HUGEPAGE: Advice
 MADV_NOHUGEPAGE: Advice
 MADV_DONTDUMP: Advice
 MADV_DODUMP: Advice
+FILE_KIND_UNSPECIFIED: FileKind
+FILE_KIND_FILE: FileKind
+FILE_KIND_DIR: FileKind
+FILE_KIND_SYMLINK: FileKind
+FILE_KIND_OTHER: FileKind
+
+class FileEntry(_message.Message):
+    __slots__ = ("path", "kind", "size", "mtime", "mapped", "mode", "symlink_target")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MTIME_FIELD_NUMBER: _ClassVar[int]
+    MAPPED_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SYMLINK_TARGET_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    kind: FileKind
+    size: int
+    mtime: _timestamp_pb2.Timestamp
+    mapped: bool
+    mode: int
+    symlink_target: str
+    def __init__(self, path: _Optional[str] = ..., kind: _Optional[_Union[FileKind, str]] = ..., size: _Optional[int] = ..., mtime: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., mapped: bool = ..., mode: _Optional[int] = ..., symlink_target: _Optional[str] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("path", "recursive", "page_size", "page_token")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    recursive: bool
+    page_size: int
+    page_token: str
+    def __init__(self, path: _Optional[str] = ..., recursive: bool = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[FileEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[FileEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class StatPathRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class MakeDirRequest(_message.Message):
+    __slots__ = ("path", "parents")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PARENTS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    parents: bool
+    def __init__(self, path: _Optional[str] = ..., parents: bool = ...) -> None: ...
+
+class MakeDirResponse(_message.Message):
+    __slots__ = ("created",)
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    def __init__(self, created: bool = ...) -> None: ...
+
+class RemoveRequest(_message.Message):
+    __slots__ = ("path", "recursive")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    recursive: bool
+    def __init__(self, path: _Optional[str] = ..., recursive: bool = ...) -> None: ...
+
+class RemoveResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    def __init__(self, removed: _Optional[int] = ...) -> None: ...
+
+class RenameRequest(_message.Message):
+    __slots__ = ("to", "replace")
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    to: str
+    replace: bool
+    def __init__(self, to: _Optional[str] = ..., replace: bool = ..., **kwargs) -> None: ...
+
+class RenameResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TruncateRequest(_message.Message):
+    __slots__ = ("path", "size", "create")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    size: int
+    create: bool
+    def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ..., create: bool = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
     __slots__ = ("client_name", "ttl_seconds")

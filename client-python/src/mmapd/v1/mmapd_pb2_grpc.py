@@ -1129,3 +1129,262 @@ class Admin(object):
             mmapd_dot_v1_dot_mmapd__pb2.ListMappingsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+
+class FilesStub(object):
+    """The files beneath the data root: the few calls of Python's `os` module a
+    mapping service needs. Every path is relative to the root and confined
+    beneath it exactly as Map's are (`..`, absolute paths and symlinks that
+    lead out are PATH_ESCAPE), and every error is the OSError subclass `os`
+    raises (reason OS_ERROR with `errno` and `path` in the metadata). A
+    Remove, Rename or shrinking Truncate of a file a live mapping uses is
+    refused with FAILED_PRECONDITION, reason MAPPING_BUSY.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.List = channel.unary_unary(
+                '/mmapd.v1.Files/List',
+                request_serializer=mmapd_dot_v1_dot_mmapd__pb2.ListRequest.SerializeToString,
+                response_deserializer=mmapd_dot_v1_dot_mmapd__pb2.ListResponse.FromString,
+                )
+        self.StatPath = channel.unary_unary(
+                '/mmapd.v1.Files/StatPath',
+                request_serializer=mmapd_dot_v1_dot_mmapd__pb2.StatPathRequest.SerializeToString,
+                response_deserializer=mmapd_dot_v1_dot_mmapd__pb2.FileEntry.FromString,
+                )
+        self.MakeDir = channel.unary_unary(
+                '/mmapd.v1.Files/MakeDir',
+                request_serializer=mmapd_dot_v1_dot_mmapd__pb2.MakeDirRequest.SerializeToString,
+                response_deserializer=mmapd_dot_v1_dot_mmapd__pb2.MakeDirResponse.FromString,
+                )
+        self.Remove = channel.unary_unary(
+                '/mmapd.v1.Files/Remove',
+                request_serializer=mmapd_dot_v1_dot_mmapd__pb2.RemoveRequest.SerializeToString,
+                response_deserializer=mmapd_dot_v1_dot_mmapd__pb2.RemoveResponse.FromString,
+                )
+        self.Rename = channel.unary_unary(
+                '/mmapd.v1.Files/Rename',
+                request_serializer=mmapd_dot_v1_dot_mmapd__pb2.RenameRequest.SerializeToString,
+                response_deserializer=mmapd_dot_v1_dot_mmapd__pb2.RenameResponse.FromString,
+                )
+        self.Truncate = channel.unary_unary(
+                '/mmapd.v1.Files/Truncate',
+                request_serializer=mmapd_dot_v1_dot_mmapd__pb2.TruncateRequest.SerializeToString,
+                response_deserializer=mmapd_dot_v1_dot_mmapd__pb2.FileEntry.FromString,
+                )
+
+
+class FilesServicer(object):
+    """The files beneath the data root: the few calls of Python's `os` module a
+    mapping service needs. Every path is relative to the root and confined
+    beneath it exactly as Map's are (`..`, absolute paths and symlinks that
+    lead out are PATH_ESCAPE), and every error is the OSError subclass `os`
+    raises (reason OS_ERROR with `errno` and `path` in the metadata). A
+    Remove, Rename or shrinking Truncate of a file a live mapping uses is
+    refused with FAILED_PRECONDITION, reason MAPPING_BUSY.
+    """
+
+    def List(self, request, context):
+        """The entries of a folder (`os.scandir`, or a whole tree with
+        `recursive`), in path order, a page at a time. A file is
+        NotADirectoryError.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StatPath(self, request, context):
+        """One entry (`os.stat`: a symlink inside the root is followed; the
+        entry of a symlink itself appears in List).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MakeDir(self, request, context):
+        """`os.mkdir`, or `os.makedirs(exist_ok=True)` with `parents`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """Removes a file, a symlink or an empty folder (`os.remove` /
+        `os.rmdir`); with `recursive`, a whole tree (`shutil.rmtree`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rename(self, request, context):
+        """`os.rename` without `replace` (an existing target is
+        FileExistsError), `os.replace` with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Truncate(self, request, context):
+        """`os.truncate`: sets a file's size; with `create`, makes a missing file
+        (and its folders) first, so it also creates empty files.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_FilesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=mmapd_dot_v1_dot_mmapd__pb2.ListRequest.FromString,
+                    response_serializer=mmapd_dot_v1_dot_mmapd__pb2.ListResponse.SerializeToString,
+            ),
+            'StatPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatPath,
+                    request_deserializer=mmapd_dot_v1_dot_mmapd__pb2.StatPathRequest.FromString,
+                    response_serializer=mmapd_dot_v1_dot_mmapd__pb2.FileEntry.SerializeToString,
+            ),
+            'MakeDir': grpc.unary_unary_rpc_method_handler(
+                    servicer.MakeDir,
+                    request_deserializer=mmapd_dot_v1_dot_mmapd__pb2.MakeDirRequest.FromString,
+                    response_serializer=mmapd_dot_v1_dot_mmapd__pb2.MakeDirResponse.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=mmapd_dot_v1_dot_mmapd__pb2.RemoveRequest.FromString,
+                    response_serializer=mmapd_dot_v1_dot_mmapd__pb2.RemoveResponse.SerializeToString,
+            ),
+            'Rename': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rename,
+                    request_deserializer=mmapd_dot_v1_dot_mmapd__pb2.RenameRequest.FromString,
+                    response_serializer=mmapd_dot_v1_dot_mmapd__pb2.RenameResponse.SerializeToString,
+            ),
+            'Truncate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Truncate,
+                    request_deserializer=mmapd_dot_v1_dot_mmapd__pb2.TruncateRequest.FromString,
+                    response_serializer=mmapd_dot_v1_dot_mmapd__pb2.FileEntry.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'mmapd.v1.Files', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Files(object):
+    """The files beneath the data root: the few calls of Python's `os` module a
+    mapping service needs. Every path is relative to the root and confined
+    beneath it exactly as Map's are (`..`, absolute paths and symlinks that
+    lead out are PATH_ESCAPE), and every error is the OSError subclass `os`
+    raises (reason OS_ERROR with `errno` and `path` in the metadata). A
+    Remove, Rename or shrinking Truncate of a file a live mapping uses is
+    refused with FAILED_PRECONDITION, reason MAPPING_BUSY.
+    """
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mmapd.v1.Files/List',
+            mmapd_dot_v1_dot_mmapd__pb2.ListRequest.SerializeToString,
+            mmapd_dot_v1_dot_mmapd__pb2.ListResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def StatPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mmapd.v1.Files/StatPath',
+            mmapd_dot_v1_dot_mmapd__pb2.StatPathRequest.SerializeToString,
+            mmapd_dot_v1_dot_mmapd__pb2.FileEntry.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def MakeDir(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mmapd.v1.Files/MakeDir',
+            mmapd_dot_v1_dot_mmapd__pb2.MakeDirRequest.SerializeToString,
+            mmapd_dot_v1_dot_mmapd__pb2.MakeDirResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mmapd.v1.Files/Remove',
+            mmapd_dot_v1_dot_mmapd__pb2.RemoveRequest.SerializeToString,
+            mmapd_dot_v1_dot_mmapd__pb2.RemoveResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Rename(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mmapd.v1.Files/Rename',
+            mmapd_dot_v1_dot_mmapd__pb2.RenameRequest.SerializeToString,
+            mmapd_dot_v1_dot_mmapd__pb2.RenameResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Truncate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mmapd.v1.Files/Truncate',
+            mmapd_dot_v1_dot_mmapd__pb2.TruncateRequest.SerializeToString,
+            mmapd_dot_v1_dot_mmapd__pb2.FileEntry.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
