@@ -521,3 +521,66 @@ async fn a_map_racing_a_remove_never_maps_a_removed_file() {
         "a mapping of a removed file ({maps} maps won, {removes} removes won)"
     );
 }
+
+/// The rename race over the wire: while `d` flips between a real folder
+/// and a symlink out of the root, every call on a path under `d` acts
+/// inside the root or fails; none reads or changes anything outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_swapped_for_a_link_out_never_leads_a_call_outside() {
+    let server = TestServer::start().await;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("victim"), b"keep").unwrap();
+    std::fs::create_dir(server.path("real")).unwrap();
+    symlink(outside.path(), server.path("evil")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, base) = (stop.clone(), server.root.path().to_owned());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (from, to) in [("real", "d"), ("d", "real"), ("evil", "d"), ("d", "evil")] {
+                    swaps += u64::from(std::fs::rename(base.join(from), base.join(to)).is_ok());
+                }
+                // Leave the server's workers a share of the two cores.
+                std::thread::yield_now();
+            }
+            swaps
+        })
+    };
+    let mut f = files(&server).await;
+    for i in 0..100 {
+        if let Ok(reply) = f.list(list("d", true)).await {
+            let names: Vec<_> = reply
+                .into_inner()
+                .entries
+                .into_iter()
+                .map(|e| e.path)
+                .collect();
+            assert!(
+                !names.contains(&"d/victim".to_owned()),
+                "listed outside: {names:?}"
+            );
+        }
+        assert!(
+            stat(&mut f, "d/victim").await.is_err(),
+            "stat reached outside"
+        );
+        let _ = remove(&mut f, "d/victim", false).await;
+        let _ = truncate(&mut f, "d/victim", 0, false).await;
+        let _ = truncate(&mut f, &format!("d/made{i}"), 1, true).await;
+        let _ = mkdir(&mut f, &format!("d/dir{i}/sub"), true).await;
+        let _ = rename(&mut f, "d/victim", "stolen", false).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(swapper.join().unwrap() > 100, "the swapper barely ran");
+    assert_eq!(
+        std::fs::read(outside.path().join("victim")).unwrap(),
+        b"keep"
+    );
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        1,
+        "made outside"
+    );
+    assert!(!server.path("stolen").exists());
+}
