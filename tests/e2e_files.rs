@@ -464,6 +464,7 @@ async fn a_file_a_live_mapping_uses_cannot_be_removed_renamed_or_shrunk() {
         HashMap::from([("m", true), ("m/data.bin", true), ("spare.bin", false)])
     );
     assert!(stat(&mut f, "m/data.bin").await.unwrap().mapped);
+    assert!(stat(&mut f, "").await.unwrap().mapped, "the root holds it");
     // The mapping still reads its bytes.
     let read =
         fx.c.read(rq::read(&handle, Some(4)))

@@ -52,7 +52,10 @@ impl InUse {
         match entry.kind {
             Kind::File => self.inodes.get(&entry.inode).map(String::as_str),
             Kind::Dir => {
-                let inside = format!("{}/", entry.path);
+                let inside = match entry.path.as_str() {
+                    "" => String::new(),
+                    path => format!("{path}/"),
+                };
                 self.paths
                     .iter()
                     .find(|(path, _)| path.starts_with(&inside))
