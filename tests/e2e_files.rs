@@ -8,6 +8,10 @@ mod support;
 use std::{
     collections::HashMap,
     os::unix::fs::{MetadataExt, symlink},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use mmapd::pb::{self, Access, FileKind, files_client::FilesClient};
@@ -531,25 +535,33 @@ async fn a_folder_swapped_for_a_link_out_never_leads_a_call_outside() {
     let server = TestServer::start().await;
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("victim"), b"keep").unwrap();
-    std::fs::create_dir(server.path("real")).unwrap();
+    std::fs::create_dir(server.path("d")).unwrap();
     symlink(outside.path(), server.path("evil")).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
     let swapper = {
-        let (stop, base) = (stop.clone(), server.root.path().to_owned());
+        let (stop, swaps) = (stop.clone(), swaps.clone());
+        let base = server.root.path().to_owned();
         std::thread::spawn(move || {
-            let mut swaps = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for (from, to) in [("real", "d"), ("d", "real"), ("evil", "d"), ("d", "evil")] {
-                    swaps += u64::from(std::fs::rename(base.join(from), base.join(to)).is_ok());
-                }
+            // An atomic exchange: `d` is always there, a folder or the
+            // link, so the calls below never make it anew.
+            let cwd = rustix::fs::CWD;
+            let (d, evil) = (base.join("d"), base.join("evil"));
+            while !stop.load(Ordering::Relaxed) {
+                rustix::fs::renameat_with(cwd, &d, cwd, &evil, rustix::fs::RenameFlags::EXCHANGE)
+                    .expect("exchange");
+                swaps.fetch_add(1, Ordering::Relaxed);
                 // Leave the server's workers a share of the two cores.
                 std::thread::yield_now();
             }
-            swaps
         })
     };
     let mut f = files(&server).await;
-    for i in 0..100 {
+    // At least 100 rounds, and on until the folder has flipped often
+    // (a loaded machine may starve the swapper at first).
+    let mut i = 0;
+    while i < 100 || (swaps.load(Ordering::Relaxed) < 400 && i < 5_000) {
+        i += 1;
         if let Ok(reply) = f.list(list("d", true)).await {
             let names: Vec<_> = reply
                 .into_inner()
@@ -572,8 +584,12 @@ async fn a_folder_swapped_for_a_link_out_never_leads_a_call_outside() {
         let _ = mkdir(&mut f, &format!("d/dir{i}/sub"), true).await;
         let _ = rename(&mut f, "d/victim", "stolen", false).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(swapper.join().unwrap() > 100, "the swapper barely ran");
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(
+        swaps.load(Ordering::Relaxed) >= 400,
+        "the folder barely flipped"
+    );
     assert_eq!(
         std::fs::read(outside.path().join("victim")).unwrap(),
         b"keep"

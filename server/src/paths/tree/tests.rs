@@ -284,17 +284,23 @@ fn swapping_a_folder_for_a_symlink_out_never_leads_a_call_outside() {
     let outside = tmp.path().join("outside");
     fs::create_dir_all(&outside).unwrap();
     fs::write(outside.join("victim"), b"keep").unwrap();
-    fs::create_dir_all(base.join("real")).unwrap();
+    fs::create_dir_all(base.join("d")).unwrap();
     symlink(&outside, base.join("evil")).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
-            // `d` is a real folder, then the link out, then a folder again.
+            // `d` flips between a real folder and the link out, atomically,
+            // so it is always there and no call makes it anew.
+            let (d, evil) = (base.join("d"), base.join("evil"));
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = fs::rename(base.join("real"), base.join("d"));
-                let _ = fs::rename(base.join("d"), base.join("real"));
-                let _ = fs::rename(base.join("evil"), base.join("d"));
-                let _ = fs::rename(base.join("d"), base.join("evil"));
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &d,
+                    rustix::fs::CWD,
+                    &evil,
+                    RenameFlags::EXCHANGE,
+                )
+                .unwrap();
             }
         });
         for i in 0..2_000 {
