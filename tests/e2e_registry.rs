@@ -120,6 +120,72 @@ async fn copy_access_is_private_to_its_handle() {
 }
 
 #[tokio::test]
+async fn replies_carry_the_access_a_handle_behaves_as() {
+    let mut fx = Fixture::with_file("f", b"original").await;
+    std::fs::write(fx.server.path("ro"), b"read only").unwrap();
+    // ACCESS_DEFAULT (a shared file, then an anonymous region) answers
+    // WRITE; the others answer themselves.
+    let asked = [
+        ("f", Access::Default, Access::Write),
+        ("f", Access::Read, Access::Read),
+        ("f", Access::Write, Access::Write),
+        ("f", Access::Copy, Access::Copy),
+        ("ro", Access::Read, Access::Read),
+        ("", Access::Default, Access::Write),
+    ];
+    let mut handles = Vec::new();
+    for (path, access, expected) in asked {
+        let req = pb::MapRequest {
+            length: if path.is_empty() { 16 } else { 0 },
+            name: if path.is_empty() {
+                "anon".into()
+            } else {
+                String::new()
+            },
+            ..fx.file_req(path, access)
+        };
+        let reply = fx.map(req).await.unwrap();
+        assert_eq!(reply.access(), expected, "Map of {path:?} with {access:?}");
+        let stat = pb::StatRequest {
+            handle: reply.handle.clone(),
+        };
+        let stat = fx.c.stat(stat).await.unwrap();
+        assert_eq!(
+            stat.into_inner().access(),
+            expected,
+            "Stat of {path:?} with {access:?}"
+        );
+        handles.push(reply.handle);
+    }
+    // What WRITE promises, the ACCESS_DEFAULT handle does: it writes
+    // through to the file.
+    fx.c.write(rq::write(&handles[0], "DEFAULT!"))
+        .await
+        .unwrap();
+    fx.c.flush(rq::flush(&handles[0])).await.unwrap();
+    assert_eq!(std::fs::read(fx.server.path("f")).unwrap(), b"DEFAULT!");
+
+    let mut listed: Vec<_> = fx
+        .admin
+        .list_mappings(pb::ListMappingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .mappings
+        .into_iter()
+        .map(|m| (m.name.clone(), m.access()))
+        .collect();
+    listed.sort_by_key(|(name, access)| (name.clone(), *access as i32));
+    let expected = [
+        ("anon", Access::Write),
+        ("f", Access::Write),
+        ("f", Access::Copy),
+        ("ro", Access::Read),
+    ];
+    assert_eq!(listed, expected.map(|(n, a)| (n.to_owned(), a)));
+}
+
+#[tokio::test]
 async fn an_expired_lease_closes_its_handles() {
     let server = TestServer::start().await;
     std::fs::write(server.path("f"), b"data").unwrap();
