@@ -1,6 +1,8 @@
 //! End-to-end tests of the registry over real gRPC: named mappings shared
 //! across sessions, private copies, leases that expire or close, admin
-//! listings, health, and the flush on graceful shutdown.
+//! listings, health, reflection (down to decoding an error's ErrorInfo from
+//! the reflected descriptors alone), the access replies report, and the
+//! flush on graceful shutdown.
 
 mod support;
 
@@ -383,6 +385,134 @@ async fn reflection_serves_the_error_info_every_error_carries() {
         .find(|m| m.name() == "ErrorInfo");
     let fields: Vec<_> = info.unwrap().field.iter().map(|f| f.name()).collect();
     assert_eq!(fields, ["reason", "domain", "metadata"]);
+}
+
+/// What a reflection client without the proto does to decode an error:
+/// take the raw `grpc-status-details-bin`, fetch the files declaring
+/// `google.rpc.Status` and `google.rpc.ErrorInfo` (and every file they
+/// import, by name, as grpcurl does) from reflection v1, and decode the
+/// details with a descriptor pool built from those files alone.
+#[tokio::test]
+async fn a_real_errors_error_info_decodes_through_reflection_alone() {
+    use prost_reflect::{DynamicMessage, MapKey, ReflectMessage};
+    let mut fx = Fixture::new().await;
+    let status = fx
+        .map(fx.file_req("missing.bin", Access::Read))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let details = status.details().to_vec();
+    assert!(!details.is_empty(), "no grpc-status-details-bin");
+
+    let pool = reflected_pool(
+        &fx.server.endpoint(),
+        &["google.rpc.Status", "google.rpc.ErrorInfo"],
+    )
+    .await;
+    // Status's `details` are Anys: the pool could only be built because
+    // reflection served the import too.
+    let files: Vec<_> = pool.files().map(|f| f.name().to_owned()).collect();
+    for name in [
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
+        "google/protobuf/any.proto",
+    ] {
+        assert!(files.iter().any(|f| f == name), "{name} not in {files:?}");
+    }
+    let status_type = pool.get_message_by_name("google.rpc.Status").unwrap();
+    let decoded = DynamicMessage::decode(status_type, &details[..]).unwrap();
+    let field = |m: &DynamicMessage, name: &str| {
+        m.get_field_by_name(name)
+            .unwrap_or_else(|| panic!("no field {name} in {}", m.descriptor().full_name()))
+            .into_owned()
+    };
+    assert_eq!(
+        field(&decoded, "code").as_i32(),
+        Some(Code::NotFound as i32)
+    );
+    assert_eq!(field(&decoded, "message").as_str(), Some(status.message()));
+    let anys = field(&decoded, "details");
+    let anys = anys.as_list().unwrap();
+    assert_eq!(anys.len(), 1, "exactly one detail: {anys:?}");
+    let any = anys[0].as_message().unwrap();
+    let type_url = field(any, "type_url");
+    let type_name = type_url
+        .as_str()
+        .unwrap()
+        .strip_prefix("type.googleapis.com/")
+        .expect("a type.googleapis.com/ type URL");
+    assert_eq!(type_name, "google.rpc.ErrorInfo");
+    let info_type = pool.get_message_by_name(type_name).unwrap();
+    let value = field(any, "value");
+    let info = DynamicMessage::decode(info_type, value.as_bytes().unwrap().clone()).unwrap();
+    assert_eq!(field(&info, "reason").as_str(), Some("OS_ERROR"));
+    assert_eq!(field(&info, "domain").as_str(), Some("mmapd"));
+    let metadata = field(&info, "metadata");
+    let metadata = metadata.as_map().unwrap();
+    let entry = |key: &str| {
+        metadata
+            .get(&MapKey::String(key.into()))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(entry("errno").as_deref(), Some("2"), "{metadata:?}");
+    assert_eq!(
+        entry("path").as_deref(),
+        Some("missing.bin"),
+        "{metadata:?}"
+    );
+}
+
+/// A descriptor pool of exactly what the server's reflection v1 serves for
+/// `symbols` and, transitively, the files they import.
+async fn reflected_pool(endpoint: &str, symbols: &[&str]) -> prost_reflect::DescriptorPool {
+    use prost::Message;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let mut wanted: Vec<MessageRequest> = symbols
+        .iter()
+        .map(|s| MessageRequest::FileContainingSymbol((*s).to_owned()))
+        .collect();
+    let mut files = std::collections::BTreeMap::new();
+    while let Some(ask) = wanted.pop() {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(ask.clone()),
+        };
+        let reply = reflection
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner()
+            .message()
+            .await
+            .unwrap()
+            .expect("one reply");
+        let Some(MessageResponse::FileDescriptorResponse(found)) = reply.message_response else {
+            panic!("reflection has no file for {ask:?}: {reply:?}");
+        };
+        for bytes in &found.file_descriptor_proto {
+            let file = prost_types::FileDescriptorProto::decode(&bytes[..]).unwrap();
+            for import in &file.dependency {
+                if !files.contains_key(import) {
+                    wanted.push(MessageRequest::FileByFilename(import.clone()));
+                }
+            }
+            files.insert(file.name().to_owned(), file);
+        }
+    }
+    let mut pool = prost_reflect::DescriptorPool::new();
+    pool.add_file_descriptor_protos(files.into_values())
+        .expect("the reflected files are complete and consistent");
+    pool
 }
 
 #[tokio::test]
