@@ -514,7 +514,8 @@ impl MapOptions {
         self
     }
 
-    /// The access mode; `Access::Default` is read-write shared.
+    /// The access mode; `Access::Default` is read-write shared, and the
+    /// handle reports it as `Access::Write`, which behaves the same.
     pub fn access(mut self, access: pb::Access) -> Self {
         self.access = access;
         self

@@ -90,7 +90,9 @@ impl RemoteMmap {
         &self.name
     }
 
-    /// The effective access mode, as returned by `map`.
+    /// The effective access mode, as returned by `map`: never
+    /// `Access::Default`, which the server reports as the `Access::Write` it
+    /// behaves as.
     pub fn access(&self) -> pb::Access {
         self.access
     }

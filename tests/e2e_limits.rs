@@ -310,8 +310,9 @@ async fn listings_page_in_a_stable_order() {
             break;
         }
     }
-    let (d, c) = (Access::Default as i32, Access::Copy as i32);
-    let expected = [("a", d), ("b", d), ("b", c), ("c", d), ("d", d), ("e", d)];
+    // Mapped with ACCESS_DEFAULT, listed as the ACCESS_WRITE they behave as.
+    let (w, c) = (Access::Write as i32, Access::Copy as i32);
+    let expected = [("a", w), ("b", w), ("b", c), ("c", w), ("d", w), ("e", w)];
     let expected: Vec<(String, i32)> = expected.map(|(n, a)| (n.to_owned(), a)).into();
     assert_eq!(names, expected);
 

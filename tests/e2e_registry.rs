@@ -1,6 +1,8 @@
 //! End-to-end tests of the registry over real gRPC: named mappings shared
 //! across sessions, private copies, leases that expire or close, admin
-//! listings, health, and the flush on graceful shutdown.
+//! listings, health, reflection (down to decoding an error's ErrorInfo from
+//! the reflected descriptors alone), the access replies report, and the
+//! flush on graceful shutdown.
 
 mod support;
 
@@ -117,6 +119,72 @@ async fn copy_access_is_private_to_its_handle() {
         .await
         .unwrap();
     assert_eq!(&mine.into_inner().data[..], b"COPYinal");
+}
+
+#[tokio::test]
+async fn replies_carry_the_access_a_handle_behaves_as() {
+    let mut fx = Fixture::with_file("f", b"original").await;
+    std::fs::write(fx.server.path("ro"), b"read only").unwrap();
+    // ACCESS_DEFAULT (a shared file, then an anonymous region) answers
+    // WRITE; the others answer themselves.
+    let asked = [
+        ("f", Access::Default, Access::Write),
+        ("f", Access::Read, Access::Read),
+        ("f", Access::Write, Access::Write),
+        ("f", Access::Copy, Access::Copy),
+        ("ro", Access::Read, Access::Read),
+        ("", Access::Default, Access::Write),
+    ];
+    let mut handles = Vec::new();
+    for (path, access, expected) in asked {
+        let req = pb::MapRequest {
+            length: if path.is_empty() { 16 } else { 0 },
+            name: if path.is_empty() {
+                "anon".into()
+            } else {
+                String::new()
+            },
+            ..fx.file_req(path, access)
+        };
+        let reply = fx.map(req).await.unwrap();
+        assert_eq!(reply.access(), expected, "Map of {path:?} with {access:?}");
+        let stat = pb::StatRequest {
+            handle: reply.handle.clone(),
+        };
+        let stat = fx.c.stat(stat).await.unwrap();
+        assert_eq!(
+            stat.into_inner().access(),
+            expected,
+            "Stat of {path:?} with {access:?}"
+        );
+        handles.push(reply.handle);
+    }
+    // What WRITE promises, the ACCESS_DEFAULT handle does: it writes
+    // through to the file.
+    fx.c.write(rq::write(&handles[0], "DEFAULT!"))
+        .await
+        .unwrap();
+    fx.c.flush(rq::flush(&handles[0])).await.unwrap();
+    assert_eq!(std::fs::read(fx.server.path("f")).unwrap(), b"DEFAULT!");
+
+    let mut listed: Vec<_> = fx
+        .admin
+        .list_mappings(pb::ListMappingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .mappings
+        .into_iter()
+        .map(|m| (m.name.clone(), m.access()))
+        .collect();
+    listed.sort_by_key(|(name, access)| (name.clone(), *access as i32));
+    let expected = [
+        ("anon", Access::Write),
+        ("f", Access::Write),
+        ("f", Access::Copy),
+        ("ro", Access::Read),
+    ];
+    assert_eq!(listed, expected.map(|(n, a)| (n.to_owned(), a)));
 }
 
 #[tokio::test]
@@ -317,6 +385,134 @@ async fn reflection_serves_the_error_info_every_error_carries() {
         .find(|m| m.name() == "ErrorInfo");
     let fields: Vec<_> = info.unwrap().field.iter().map(|f| f.name()).collect();
     assert_eq!(fields, ["reason", "domain", "metadata"]);
+}
+
+/// What a reflection client without the proto does to decode an error:
+/// take the raw `grpc-status-details-bin`, fetch the files declaring
+/// `google.rpc.Status` and `google.rpc.ErrorInfo` (and every file they
+/// import, by name, as grpcurl does) from reflection v1, and decode the
+/// details with a descriptor pool built from those files alone.
+#[tokio::test]
+async fn a_real_errors_error_info_decodes_through_reflection_alone() {
+    use prost_reflect::{DynamicMessage, MapKey, ReflectMessage};
+    let mut fx = Fixture::new().await;
+    let status = fx
+        .map(fx.file_req("missing.bin", Access::Read))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let details = status.details().to_vec();
+    assert!(!details.is_empty(), "no grpc-status-details-bin");
+
+    let pool = reflected_pool(
+        &fx.server.endpoint(),
+        &["google.rpc.Status", "google.rpc.ErrorInfo"],
+    )
+    .await;
+    // Status's `details` are Anys: the pool could only be built because
+    // reflection served the import too.
+    let files: Vec<_> = pool.files().map(|f| f.name().to_owned()).collect();
+    for name in [
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
+        "google/protobuf/any.proto",
+    ] {
+        assert!(files.iter().any(|f| f == name), "{name} not in {files:?}");
+    }
+    let status_type = pool.get_message_by_name("google.rpc.Status").unwrap();
+    let decoded = DynamicMessage::decode(status_type, &details[..]).unwrap();
+    let field = |m: &DynamicMessage, name: &str| {
+        m.get_field_by_name(name)
+            .unwrap_or_else(|| panic!("no field {name} in {}", m.descriptor().full_name()))
+            .into_owned()
+    };
+    assert_eq!(
+        field(&decoded, "code").as_i32(),
+        Some(Code::NotFound as i32)
+    );
+    assert_eq!(field(&decoded, "message").as_str(), Some(status.message()));
+    let anys = field(&decoded, "details");
+    let anys = anys.as_list().unwrap();
+    assert_eq!(anys.len(), 1, "exactly one detail: {anys:?}");
+    let any = anys[0].as_message().unwrap();
+    let type_url = field(any, "type_url");
+    let type_name = type_url
+        .as_str()
+        .unwrap()
+        .strip_prefix("type.googleapis.com/")
+        .expect("a type.googleapis.com/ type URL");
+    assert_eq!(type_name, "google.rpc.ErrorInfo");
+    let info_type = pool.get_message_by_name(type_name).unwrap();
+    let value = field(any, "value");
+    let info = DynamicMessage::decode(info_type, value.as_bytes().unwrap().clone()).unwrap();
+    assert_eq!(field(&info, "reason").as_str(), Some("OS_ERROR"));
+    assert_eq!(field(&info, "domain").as_str(), Some("mmapd"));
+    let metadata = field(&info, "metadata");
+    let metadata = metadata.as_map().unwrap();
+    let entry = |key: &str| {
+        metadata
+            .get(&MapKey::String(key.into()))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(entry("errno").as_deref(), Some("2"), "{metadata:?}");
+    assert_eq!(
+        entry("path").as_deref(),
+        Some("missing.bin"),
+        "{metadata:?}"
+    );
+}
+
+/// A descriptor pool of exactly what the server's reflection v1 serves for
+/// `symbols` and, transitively, the files they import.
+async fn reflected_pool(endpoint: &str, symbols: &[&str]) -> prost_reflect::DescriptorPool {
+    use prost::Message;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let mut wanted: Vec<MessageRequest> = symbols
+        .iter()
+        .map(|s| MessageRequest::FileContainingSymbol((*s).to_owned()))
+        .collect();
+    let mut files = std::collections::BTreeMap::new();
+    while let Some(ask) = wanted.pop() {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(ask.clone()),
+        };
+        let reply = reflection
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap()
+            .into_inner()
+            .message()
+            .await
+            .unwrap()
+            .expect("one reply");
+        let Some(MessageResponse::FileDescriptorResponse(found)) = reply.message_response else {
+            panic!("reflection has no file for {ask:?}: {reply:?}");
+        };
+        for bytes in &found.file_descriptor_proto {
+            let file = prost_types::FileDescriptorProto::decode(&bytes[..]).unwrap();
+            for import in &file.dependency {
+                if !files.contains_key(import) {
+                    wanted.push(MessageRequest::FileByFilename(import.clone()));
+                }
+            }
+            files.insert(file.name().to_owned(), file);
+        }
+    }
+    let mut pool = prost_reflect::DescriptorPool::new();
+    pool.add_file_descriptor_protos(files.into_values())
+        .expect("the reflected files are complete and consistent");
+    pool
 }
 
 #[tokio::test]

@@ -9,12 +9,16 @@ use crate::{
     mapping::Access,
 };
 
-/// Domain access → proto enum number.
+/// Domain access → the proto enum number of the mode it behaves as, for
+/// every reply (Map, Stat, ListMappings). ACCESS_DEFAULT is shared,
+/// write-through and resizable, which is ACCESS_WRITE, so a reply says WRITE:
+/// a client learns what its handle does without knowing that rule, and
+/// the mapping of a shared file looks the same whichever of the two it was
+/// asked with.
 pub fn access_to_pb(access: Access) -> i32 {
     let pb = match access {
-        Access::Default => pb::Access::Default,
+        Access::Default | Access::Write => pb::Access::Write,
         Access::Read => pb::Access::Read,
-        Access::Write => pb::Access::Write,
         Access::Copy => pb::Access::Copy,
     };
     pb as i32
@@ -35,5 +39,26 @@ pub fn stat_to_pb(s: Stat) -> pb::StatResponse {
         name: s.name,
         path: s.path,
         offset: s.offset,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reply may only fold modes that behave alike: if ACCESS_DEFAULT
+    /// ever stops behaving as ACCESS_WRITE, a reply saying WRITE would lie.
+    #[test]
+    fn the_reported_access_behaves_as_the_one_asked_for() {
+        let all = [Access::Default, Access::Read, Access::Write, Access::Copy];
+        for asked in all {
+            let reported = Access::from_python(access_to_pb(asked)).unwrap();
+            let behaviour = |a: Access| (a.writable(), a.resizable(), a.writes_through());
+            assert_eq!(behaviour(reported), behaviour(asked), "{asked:?}");
+            assert_ne!(reported, Access::Default, "{asked:?}");
+        }
+        assert_eq!(access_to_pb(Access::Default), pb::Access::Write as i32);
+        assert_eq!(access_to_pb(Access::Copy), pb::Access::Copy as i32);
+        assert_eq!(access_to_pb(Access::Read), pb::Access::Read as i32);
     }
 }

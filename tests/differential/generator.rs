@@ -81,6 +81,17 @@ impl MapModel {
     }
 }
 
+/// The access mode mmapd's replies (Map, Stat) report for one asked for:
+/// ACCESS_DEFAULT behaves as ACCESS_WRITE and is reported so; CPython keeps
+/// no such field, so this is mmapd's rule, not the oracle's.
+pub fn reported_access(asked: i32) -> i32 {
+    if asked == Access::Default as i32 {
+        Access::Write as i32
+    } else {
+        asked
+    }
+}
+
 /// The maps created so far and the current size of every test file.
 #[derive(Debug, Clone)]
 pub struct Model {

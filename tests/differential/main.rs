@@ -89,7 +89,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use tonic::Code;
 
 use crate::{
-    generator::{Gen, MapModel, Model, REFUSED_ADVICE},
+    generator::{Gen, MapModel, Model, REFUSED_ADVICE, reported_access},
     ops::{Call, Method, Op, Val, show_bytes, show_outcome},
     oracle::{Oracle, Reply},
     server::{Answer, Server},
@@ -538,7 +538,7 @@ impl Run {
             i128::from(map.len),
             size,
             i128::from(map.pos),
-            map.access,
+            reported_access(map.access),
             self.side(piped).0.name(id).unwrap_or_default().to_string(),
             map.path.clone().unwrap_or_default(),
             i128::from(map.offset),

@@ -29,7 +29,10 @@ use tokio_stream::{StreamExt, wrappers::UnboundedReceiverStream};
 use tonic::{Code, Response, Status, Streaming, transport::Channel};
 use tonic_types::{ErrorDetail, StatusExt};
 
-use crate::ops::{Call, Op, Outcome, PyErr, Val};
+use crate::{
+    generator::reported_access,
+    ops::{Call, Op, Outcome, PyErr, Val},
+};
 
 /// Largest gRPC message either side may send.
 const MAX_MESSAGE: usize = 64 << 20;
@@ -286,9 +289,10 @@ impl Server {
                 .map_err(|e| format!("stat {path}: {e}"))?
                 .len(),
         };
-        if response.access != access || !name_ok || response.size != size {
+        let reported = reported_access(access);
+        if response.access != reported || !name_ok || response.size != size {
             return Err(format!(
-                "Map answered access {} name {:?} size {}; expected access {access} name {name:?} size {size}",
+                "Map answered access {} name {:?} size {}; expected access {reported} (asked {access}) name {name:?} size {size}",
                 response.access, response.name, response.size
             ));
         }

@@ -7,7 +7,8 @@ Drop-in use::
     m[0:5] = b"hello"
 
 Explicit use: :func:`connect` returns a :class:`Client` with ``mmap``,
-``open``, ``attach``, ``upload``, ``download`` and the admin calls.
+``open``, ``attach``, ``upload``, ``download``, the file calls (``listdir``,
+``stat``, ``mkdir``, ``remove``, ``rename``, ``truncate``) and the admin calls.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ._errors import (
     HandleNotFound,
     InvalidRequest,
     MappingBroken,
+    MappingBusy,
     MappingConflict,
     MappingNotFound,
     MessageTooLarge,
@@ -36,6 +38,13 @@ from ._errors import (
 )
 from ._mmap import mmap
 from ._pipeline import Pipeline
+from .v1.mmapd_pb2 import (
+    FILE_KIND_DIR,
+    FILE_KIND_FILE,
+    FILE_KIND_OTHER,
+    FILE_KIND_SYMLINK,
+    FileEntry,
+)
 
 __version__ = "0.1.0"
 
@@ -55,6 +64,11 @@ __all__ = [
     "default_client",
     "DEFAULT_ENDPOINT",
     "DEFAULT_TIMEOUT",
+    "FileEntry",
+    "FILE_KIND_FILE",
+    "FILE_KIND_DIR",
+    "FILE_KIND_SYMLINK",
+    "FILE_KIND_OTHER",
     *_errors.__all__,
     *_CONSTANTS,
 ]

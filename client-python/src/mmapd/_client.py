@@ -1,4 +1,4 @@
-"""The connection to an mmapd server: sessions, leases, admin calls and file transfer.
+"""The connection to an mmapd server: sessions, leases, admin calls, file management and transfer.
 
 A :class:`Client` owns one gRPC channel and (opened at the first map) one
 session, renewed from a background thread until the client is closed or the
@@ -8,6 +8,7 @@ interpreter exits. Message limits come from the server's ``GetServerInfo``.
 from __future__ import annotations
 
 import atexit
+import errno
 import io
 import os
 import threading
@@ -37,6 +38,9 @@ Progress = Callable[[int, int], None]
 """A transfer progress callback: ``progress(done_bytes, total_bytes)``."""
 
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
+
+StrPath = Union[str, "os.PathLike[str]"]
+"""A server path relative to its data root."""
 
 
 def _read_file(path: Optional[str]) -> Optional[bytes]:
@@ -158,6 +162,7 @@ class Client:
         )
         self._stub = pb_grpc.MmapStub(self._chan)
         self._admin = pb_grpc.AdminStub(self._chan)
+        self._files = pb_grpc.FilesStub(self._chan)
         atexit.register(_close_at_exit, weakref.ref(self))
 
     def _channel(self, options: Sequence[Tuple[str, Any]]) -> grpc.Channel:
@@ -314,8 +319,8 @@ class Client:
         """Every live mapping this identity may see (``Admin.ListMappings``, all pages)."""
         return self._pages(self._admin.ListMappings, pb.ListMappingsRequest, "mappings")
 
-    def _pages(self, rpc: Any, request: Any, field: str) -> List[Any]:
-        """Every item of a paged Admin listing, following ``next_page_token``."""
+    def _pages(self, rpc: Any, request: Callable[..., Any], field: str) -> List[Any]:
+        """Every item of a paged listing, following ``next_page_token``."""
         out: List[Any] = []
         token = ""
         while True:
@@ -324,6 +329,62 @@ class Client:
             token = resp.next_page_token
             if not token:
                 return out
+
+    # -- files (the Files service: os's calls beneath the server's data root) -----
+
+    def listdir(self, path: StrPath = "", recursive: bool = False) -> List[pb.FileEntry]:
+        """The entries of the server folder ``path`` (``""`` is the root), in path order (``Files.List``, all pages).
+
+        Like ``os.scandir``, but each :class:`FileEntry` has its ``path``
+        relative to the data root, ``kind`` (``FILE_KIND_FILE``, ``_DIR``,
+        ``_SYMLINK``, ``_OTHER``), ``size``, ``mtime``, ``mode``, ``mapped`` and
+        ``symlink_target``. ``recursive`` lists the whole tree beneath it
+        (links are listed, not followed). A file is ``NotADirectoryError``.
+        """
+        path, recursive = os.fspath(path), bool(recursive)
+        return self._pages(
+            self._files.List,
+            lambda page_token: pb.ListRequest(path=path, recursive=recursive, page_token=page_token),
+            "entries",
+        )
+
+    def stat(self, path: StrPath) -> pb.FileEntry:
+        """The :class:`FileEntry` of the server path ``path`` (``Files.StatPath``; like ``os.stat``, links are followed)."""
+        return self._unary(self._files.StatPath, pb.StatPathRequest(path=os.fspath(path)))
+
+    def mkdir(self, path: StrPath, parents: bool = False) -> bool:
+        """Makes the server folder ``path`` (``Files.MakeDir``): ``os.mkdir``, or with ``parents``
+        ``os.makedirs(path, exist_ok=True)``. Returns whether it was made (``False``: it existed).
+        """
+        resp = self._unary(self._files.MakeDir, pb.MakeDirRequest(path=os.fspath(path), parents=bool(parents)))
+        return bool(resp.created)
+
+    def remove(self, path: StrPath, recursive: bool = False) -> int:
+        """Removes a server file, symlink or empty folder (``Files.Remove``: ``os.remove``/``os.rmdir``),
+        or with ``recursive`` a whole tree (``shutil.rmtree``). Returns how many entries went.
+
+        A file a live mapping uses is refused with :class:`MappingBusy`.
+        """
+        resp = self._unary(self._files.Remove, pb.RemoveRequest(path=os.fspath(path), recursive=bool(recursive)))
+        return int(resp.removed)
+
+    def rename(self, src: StrPath, dst: StrPath, replace: bool = False) -> None:
+        """Renames the server path ``src`` to ``dst`` (``Files.Rename``): ``os.rename`` refusing an
+        existing ``dst`` with ``FileExistsError``, or ``os.replace`` with ``replace``.
+        """
+        # `from` is a Python keyword, so the request is built from a dict.
+        fields = {"from": os.fspath(src), "to": os.fspath(dst), "replace": bool(replace)}
+        self._unary(self._files.Rename, pb.RenameRequest(**fields))
+
+    def truncate(self, path: StrPath, size: int, create: bool = False) -> pb.FileEntry:
+        """Sets the size of the server file ``path`` (``Files.Truncate``, like ``os.truncate``); with
+        ``create`` a missing file (and its folders) is made first. Returns its new :class:`FileEntry`.
+        """
+        path, size = os.fspath(path), int(size)
+        if size < 0:
+            # What os.truncate says; the request's size is unsigned.
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
+        return self._unary(self._files.Truncate, pb.TruncateRequest(path=path, size=size, create=bool(create)))
 
     # -- streams -----------------------------------------------------------------
 

@@ -30,6 +30,7 @@ __all__ = [
     "MappingNotFound",
     "MappingConflict",
     "MappingBroken",
+    "MappingBusy",
     "InvalidRequest",
     "Unimplemented",
     "ServerError",
@@ -112,6 +113,12 @@ class MappingBroken(Error, OSError):
     """The file under the mapping was truncated outside mmapd (``MAPPING_BROKEN``, errno 5)."""
 
 
+class MappingBusy(Error, OSError):
+    """A file removal, rename or shrink refused because a live mapping uses the file
+    (``MAPPING_BUSY``, errno 16); ``metadata["name"]`` names the mapping.
+    """
+
+
 class InvalidRequest(Error, ValueError):
     """The server refused a malformed request (``INVALID_REQUEST``)."""
 
@@ -138,6 +145,7 @@ _BY_REASON: Dict[str, Type[Error]] = {
     "MAPPING_NOT_FOUND": MappingNotFound,
     "MAPPING_CONFLICT": MappingConflict,
     "MAPPING_BROKEN": MappingBroken,
+    "MAPPING_BUSY": MappingBusy,
     "INVALID_REQUEST": InvalidRequest,
     "UNIMPLEMENTED": Unimplemented,
     "INTERNAL": ServerError,
@@ -174,7 +182,10 @@ def _python_error(name: str, message: str, metadata: Mapping[str, str]) -> Optio
         errno_text = metadata.get("errno", "")
         if errno_text.lstrip("-").isdigit():
             errno = int(errno_text)
-            path = metadata.get("path")
+            path, path2 = metadata.get("path"), metadata.get("path2")
+            if path is not None and path2 is not None and message.endswith(f": {path!r} -> {path2!r}"):
+                # A rename names both paths, as os.rename's OSError does.
+                return cls(errno, os.strerror(errno), path, None, path2)
             if path is not None and message.endswith(": " + repr(path)):
                 return cls(errno, os.strerror(errno), path)
             return cls(errno, os.strerror(errno))
@@ -192,6 +203,9 @@ def from_status(
             err: BaseException = server_cls(message, code=code, reason=info.reason, metadata=metadata)
             if server_cls is MappingBroken:
                 err.errno = 5  # type: ignore[attr-defined]
+            if server_cls is MappingBusy:
+                err.errno = 16  # type: ignore[attr-defined]
+                err.filename = metadata.get("path")  # type: ignore[attr-defined]
             return err
         py = _python_error(metadata.get("exception", ""), message, metadata)
         if py is not None:

@@ -189,6 +189,8 @@ class mmap:  # noqa: N801 - the name of the class it replaces
     _client: "Client"
     _session: "_Session"
     _handle: Optional[str]
+    # The access the server says the handle behaves as (Map's reply: never
+    # ACCESS_DEFAULT, which comes back as the ACCESS_WRITE it behaves as).
     _access: int
     _name: str
 
