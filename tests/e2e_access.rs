@@ -584,3 +584,116 @@ async fn a_symlink_under_my_prefix_does_not_reach_another_tenants_file() {
         .await
         .unwrap();
 }
+
+type FilesStub = pb::files_client::FilesClient<InterceptedService<Channel, Bearer>>;
+
+async fn files_as(server: &TestServer, name: &str) -> FilesStub {
+    let channel = Channel::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    pb::files_client::FilesClient::with_interceptor(channel, Bearer(Some(token(name))))
+}
+
+async fn listed(f: &mut FilesStub, path: &str) -> Result<Vec<String>, Status> {
+    let req = pb::ListRequest {
+        path: path.into(),
+        recursive: true,
+        ..Default::default()
+    };
+    let reply = f.list(req).await?.into_inner();
+    Ok(reply.entries.into_iter().map(|e| e.path).collect())
+}
+
+/// Files calls are checked by path like Map: alice sees and changes only
+/// what lies under her prefixes (and the folders on the way to them), a
+/// reader changes nothing, and a refusal changes nothing.
+#[tokio::test]
+async fn files_calls_are_checked_per_path_and_role() {
+    let (server, _dir, _) = server(&["alice", "reader", "root"]).await;
+    let mut alice = files_as(&server, "alice").await;
+    let mut reader = files_as(&server, "reader").await;
+    let mut root = files_as(&server, "root").await;
+
+    assert_eq!(
+        listed(&mut alice, "").await.unwrap(),
+        ["alice", "alice/f", "shared", "shared/f"]
+    );
+    assert_refused(
+        listed(&mut alice, "bob").await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
+    assert_eq!(listed(&mut root, "").await.unwrap().len(), 6);
+
+    let mkdir = |path: &str| pb::MakeDirRequest {
+        path: path.into(),
+        parents: true,
+    };
+    alice.make_dir(mkdir("alice/new")).await.unwrap();
+    let md = assert_refused(
+        alice.make_dir(mkdir("bob/new")).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
+    assert_eq!(
+        (md["identity"].as_str(), md["action"].as_str()),
+        ("alice", "mkdir")
+    );
+    let stat = |path: &str| pb::StatPathRequest { path: path.into() };
+    assert_refused(
+        alice.stat_path(stat("bob/f")).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
+    alice.stat_path(stat("alice/f")).await.unwrap();
+    // Rename needs both ends under a prefix.
+    let mv = |from: &str, to: &str| pb::RenameRequest {
+        from: from.into(),
+        to: to.into(),
+        replace: false,
+    };
+    assert_refused(
+        alice.rename(mv("alice/f", "bob/stolen")).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
+    assert_refused(
+        alice.rename(mv("bob/f", "alice/stolen")).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
+    alice.rename(mv("alice/f", "shared/g")).await.unwrap();
+    let rm = |path: &str| pb::RemoveRequest {
+        path: path.into(),
+        recursive: true,
+    };
+    assert_refused(
+        alice.remove(rm("bob")).await,
+        Code::PermissionDenied,
+        "ACCESS_DENIED",
+    );
+    // A reader lists everything and changes nothing.
+    assert_eq!(listed(&mut reader, "").await.unwrap().len(), 7);
+    for status in [
+        reader.remove(rm("shared/g")).await.map(drop),
+        reader.make_dir(mkdir("x")).await.map(drop),
+        reader.rename(mv("shared/g", "shared/h")).await.map(drop),
+        reader
+            .truncate(pb::TruncateRequest {
+                path: "shared/g".into(),
+                size: 0,
+                create: false,
+            })
+            .await
+            .map(drop),
+    ] {
+        assert_refused(status, Code::PermissionDenied, "ACCESS_DENIED");
+    }
+    assert!(server.path("bob/f").exists() && server.path("shared/g").exists());
+    assert_eq!(
+        std::fs::metadata(server.path("shared/g")).unwrap().len(),
+        4096
+    );
+}

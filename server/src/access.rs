@@ -306,6 +306,47 @@ pub enum Action {
     Move,
 }
 
+/// A call of the Files service, named as the audit log and the error
+/// name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAction {
+    /// List a folder.
+    List,
+    /// Stat a path.
+    Stat,
+    /// Make a folder.
+    MakeDir,
+    /// Remove a path.
+    Remove,
+    /// Rename a path (checked for both ends).
+    Rename,
+    /// Set a file's size, or create it.
+    Truncate,
+}
+
+impl FileAction {
+    fn name(self) -> &'static str {
+        match self {
+            FileAction::List => "list",
+            FileAction::Stat => "stat",
+            FileAction::MakeDir => "mkdir",
+            FileAction::Remove => "remove",
+            FileAction::Rename => "rename",
+            FileAction::Truncate => "truncate",
+        }
+    }
+
+    fn writes(self) -> bool {
+        match self {
+            FileAction::List | FileAction::Stat => false,
+            FileAction::MakeDir
+            | FileAction::Remove
+            | FileAction::Rename
+            | FileAction::Truncate => true,
+        }
+    }
+}
+
 impl Action {
     fn name(self) -> &'static str {
         match self {
@@ -394,6 +435,45 @@ impl Caller {
             return Err(self.denied("map", name));
         }
         Ok(())
+    }
+
+    /// Whether the caller may run the Files call `action` on `path` (a
+    /// normalized path; "" is the root). Listing and stat need the path
+    /// under one of the identity's prefixes, or on the way to one (a
+    /// listing then shows only what leads to its prefixes); every change
+    /// needs a writing role and the path under a prefix.
+    pub fn check_file(&self, action: FileAction, path: &str) -> Result<()> {
+        let Some(identity) = self.identity() else {
+            return Ok(());
+        };
+        let name = action.name();
+        if action.writes() && identity.role == Role::Read {
+            return Err(self.denied(name, path));
+        }
+        let allowed = if action.writes() {
+            identity.covers(path)
+        } else {
+            self.shows_path(path)
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.denied(name, path))
+        }
+    }
+
+    /// Whether a listing shows `path` to this caller: it lies under one of
+    /// the identity's prefixes, or is a folder on the way to one.
+    pub fn shows_path(&self, path: &str) -> bool {
+        self.identity().is_none_or(|identity| {
+            identity.covers(path)
+                || identity.paths.iter().any(|prefix| {
+                    path.is_empty()
+                        || prefix
+                            .strip_prefix(path)
+                            .is_some_and(|rest| rest.starts_with('/'))
+                })
+        })
     }
 
     /// Whether the caller's role allows `action` on the mapping `target`.

@@ -42,6 +42,26 @@ pub enum Error {
         /// The path involved, shown like Python's `FileNotFoundError`.
         path: Option<String>,
     },
+    /// A failed rename, named as Python names it (`'from' -> 'to'`).
+    #[error("[Errno {errno}] {}: '{from}' -> '{to}'", strerror(*.errno))]
+    Rename {
+        /// The errno value.
+        errno: i32,
+        /// The path renamed.
+        from: String,
+        /// Its new path.
+        to: String,
+    },
+    /// A Remove, Rename or shrinking Truncate of a file that a live
+    /// mapping uses: removing it would leave the mapping on a ghost, and
+    /// shrinking it would cut pages from under the mapping.
+    #[error("[Errno 16] Device or resource busy: '{path}' is used by mapping {name:?}")]
+    Busy {
+        /// The file (or folder) the call was refused on.
+        path: String,
+        /// A mapping that uses it.
+        name: String,
+    },
     /// A path that resolves outside the data root.
     #[error("[Errno 13] Permission denied: {0:?} is outside the data root")]
     PathEscape(String),

@@ -14,6 +14,7 @@ pub mod access;
 pub mod admin;
 pub mod convert;
 pub mod error;
+pub mod files;
 pub mod handle;
 pub mod layers;
 pub mod limits;
@@ -32,7 +33,7 @@ pub mod status;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
-use mmapd::pb::{admin_server::AdminServer, mmap_server::MmapServer};
+use mmapd::pb::{admin_server::AdminServer, files_server::FilesServer, mmap_server::MmapServer};
 use tonic_health::ServingStatus;
 
 pub use limits::Limits;
@@ -258,6 +259,9 @@ async fn serve(
     health
         .set_serving::<AdminServer<admin::AdminService>>()
         .await;
+    health
+        .set_serving::<FilesServer<files::FilesService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mmapd::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -286,6 +290,10 @@ async fn serve(
     )
     .max_decoding_message_size(limits.max_message_size)
     .max_encoding_message_size(limits.max_message_size);
+
+    let files = FilesServer::new(files::FilesService::new(Arc::clone(&registry)))
+        .max_decoding_message_size(limits.max_message_size)
+        .max_encoding_message_size(limits.max_message_size);
 
     tracing::info!(%addr, root = %config.root.display(), "serving");
     let metrics_stop = tokio_util::sync::CancellationToken::new();
@@ -328,6 +336,7 @@ async fn serve(
         .add_service(reflection_alpha)
         .add_service(mmap)
         .add_service(admin)
+        .add_service(files)
         .serve_with_incoming_shutdown(incoming, stop.accepting.clone().cancelled_owned());
     let mut served = std::pin::pin!(served);
 
@@ -340,6 +349,7 @@ async fn serve(
                 "",
                 <MmapServer<service::MmapService> as tonic::server::NamedService>::NAME,
                 <AdminServer<admin::AdminService> as tonic::server::NamedService>::NAME,
+                <FilesServer<files::FilesService> as tonic::server::NamedService>::NAME,
             ] {
                 health.set_service_status(service, ServingStatus::NotServing).await;
             }

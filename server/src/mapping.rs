@@ -84,6 +84,17 @@ pub struct FileGroup {
     members: Mutex<Vec<Weak<Mapping>>>,
 }
 
+impl FileGroup {
+    /// The live mappings of the file.
+    pub fn live(&self) -> Vec<Arc<Mapping>> {
+        self.members
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+}
+
 /// What a new mapping is made of, after the arguments were checked.
 #[derive(Debug)]
 pub struct Spec {

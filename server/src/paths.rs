@@ -17,6 +17,10 @@ use rustix::{
 
 use crate::error::{Error, Result};
 
+mod tree;
+
+pub use tree::{All, Entry, Kind, Listed, Visible};
+
 /// The data root, held open so later renames of its path do not matter.
 #[derive(Debug)]
 pub struct Root {
@@ -143,7 +147,7 @@ impl Root {
                 .map_err(|err| with_path(err, &rel));
             if let Err(err) = sized {
                 drop(file);
-                self.remove(&rel);
+                self.remove_created(&rel);
                 return Err(err);
             }
         }
@@ -155,29 +159,37 @@ impl Root {
         })
     }
 
-    /// Makes the missing folders on the way to `rel`, as `mkdir -p`, each
-    /// one beneath the root: every prefix is opened with the same
-    /// `RESOLVE_BENEATH` as the file (so a symlink out of the root is
-    /// PATH_ESCAPE, and nothing is made outside), and a missing folder is
-    /// made by name inside the one just opened. Folders stay if the Map
-    /// fails later, as `os.makedirs` leaves them.
+    /// Makes the missing folders on the way to `rel`, as `mkdir -p`.
+    /// Folders stay if the Map fails later, as `os.makedirs` leaves them.
     fn make_parents(&self, rel: &str, symlinks: Symlinks) -> Result<()> {
-        let Some((parents, _)) = rel.rsplit_once('/') else {
-            return Ok(());
-        };
+        match rel.rsplit_once('/') {
+            Some((parents, _)) => self.make_dirs(parents, symlinks).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// `os.makedirs(dirs, exist_ok=True)`, each folder beneath the root:
+    /// every prefix is opened with the same `RESOLVE_BENEATH` as a file (so
+    /// a symlink out of the root is PATH_ESCAPE, and nothing is made
+    /// outside), and a missing folder is made by name inside the one just
+    /// opened. Says whether the last folder was made.
+    fn make_dirs(&self, dirs: &str, symlinks: Symlinks) -> Result<bool> {
         let folder = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
         let mut parent: Option<OwnedFd> = None;
         let mut end = 0;
-        for name in parents.split('/') {
+        let mut made = false;
+        for name in dirs.split('/') {
             end += name.len() + usize::from(end > 0);
-            let prefix = &parents[..end];
+            let prefix = &dirs[..end];
+            made = false;
             let fd = match self.open_at(prefix, folder, symlinks) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => {
                     let at = parent.as_ref().unwrap_or(&self.dir);
                     match rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o755)) {
-                        // EEXIST: another Map made it first.
-                        Ok(()) | Err(Errno::EXIST) => {}
+                        Ok(()) => made = true,
+                        // Another call made it first.
+                        Err(Errno::EXIST) => {}
                         Err(e) => return Err(os(e, prefix)),
                     }
                     self.open_at(prefix, folder, symlinks)
@@ -187,12 +199,12 @@ impl Root {
             };
             parent = Some(fd);
         }
-        Ok(())
+        Ok(made)
     }
 
     /// Removes a file this server created, when the Map that created it
     /// failed. Best effort: the failure being reported matters more.
-    pub fn remove(&self, rel: &str) {
+    pub fn remove_created(&self, rel: &str) {
         if let Err(err) = rustix::fs::unlinkat(&self.dir, rel, rustix::fs::AtFlags::empty()) {
             tracing::warn!(path = rel, %err, "could not remove a file left by a failed Map");
         }

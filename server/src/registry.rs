@@ -31,6 +31,8 @@ use crate::{
 
 mod create;
 use create::check_attach;
+mod files;
+pub use files::{FileInfo, FilesPage};
 mod gauges;
 mod listing;
 pub use listing::{MappingInfo, Page, SessionInfo};

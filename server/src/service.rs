@@ -116,7 +116,7 @@ impl StreamBudget {
 
 /// Runs blocking work (file opens, mmap, msync, mremap) off the async
 /// workers, so a slow disk does not stall other clients' requests.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T, Status> {
     offload(f).await.map_err(Status::from)

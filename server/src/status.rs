@@ -40,6 +40,10 @@ impl Error {
             Error::WrongSize(_) => c(Code::InvalidArgument, "INDEX_ERROR", "IndexError"),
             Error::Overflow(_) => c(Code::InvalidArgument, "OVERFLOW_ERROR", "OverflowError"),
             Error::Os { errno, .. } => c(errno_code(*errno), "OS_ERROR", errno_exception(*errno)),
+            Error::Rename { errno, .. } => {
+                c(errno_code(*errno), "OS_ERROR", errno_exception(*errno))
+            }
+            Error::Busy { .. } => c(Code::FailedPrecondition, "MAPPING_BUSY", "OSError"),
             Error::PathEscape(_) => c(Code::PermissionDenied, "PATH_ESCAPE", "PermissionError"),
             Error::SessionNotFound(_) => c(Code::NotFound, "SESSION_NOT_FOUND", "OSError"),
             Error::Unauthenticated(_) => {
@@ -84,6 +88,16 @@ impl Error {
                 if let Some(p) = path {
                     md.insert("path".into(), p.clone());
                 }
+            }
+            Error::Rename { errno, from, to } => {
+                md.insert("errno".into(), errno.to_string());
+                md.insert("path".into(), from.clone());
+                md.insert("path2".into(), to.clone());
+            }
+            Error::Busy { path, name } => {
+                md.insert("errno".into(), "16".into());
+                md.insert("path".into(), path.clone());
+                md.insert("name".into(), name.clone());
             }
             Error::PathEscape(p) => {
                 md.insert("errno".into(), "13".into());
@@ -200,7 +214,7 @@ fn errno_code(errno: i32) -> Code {
         // like a FIFO or a device (ENODEV).
         E::NXIO | E::SPIPE | E::MLINK | E::XDEV => Code::InvalidArgument,
         // The file is fine but not now, or not on this file system.
-        E::TXTBSY | E::OPNOTSUPP | E::NOSYS => Code::FailedPrecondition,
+        E::TXTBSY | E::OPNOTSUPP | E::NOSYS | E::NOTEMPTY => Code::FailedPrecondition,
         E::OVERFLOW => Code::OutOfRange,
         // Transient: the same call may succeed when retried.
         E::BUSY | E::INTR | E::TIMEDOUT | E::STALE => Code::Unavailable,

@@ -11,6 +11,7 @@ use super::{MapArgs, Registry};
 use crate::{
     error::{Error, Result},
     mapping::{Access, Backing, FileGroup, Mapping, Spec},
+    paths::Symlinks,
 };
 
 impl Registry {
@@ -54,7 +55,8 @@ impl Registry {
                 if opened.created {
                     created = Some(opened.path.clone());
                 }
-                let group = match self.file_group(&opened.file) {
+                let symlinks = args.caller.symlinks();
+                let group = match self.file_group(&opened.file, &opened.path, symlinks) {
                     Ok(group) => group,
                     Err(err) => {
                         self.remove_created(created);
@@ -113,16 +115,31 @@ impl Registry {
 
     fn remove_created(&self, created: Option<String>) {
         if let Some(path) = created {
-            self.root.remove(&path);
+            self.root.remove_created(&path);
         }
     }
 
     /// The group of every mapping of `file`'s inode, whatever its name.
-    fn file_group(&self, file: &std::fs::File) -> Result<Arc<FileGroup>> {
+    /// Files calls check for live mappings under the same lock, so once
+    /// the group is registered no Remove, Rename or shrink gets past them;
+    /// one that came first is seen here, as `path` no longer naming the
+    /// file that was opened.
+    fn file_group(
+        &self,
+        file: &std::fs::File,
+        path: &str,
+        symlinks: Symlinks,
+    ) -> Result<Arc<FileGroup>> {
         let st = rustix::fs::fstat(file).map_err(|e| Error::errno(e.raw_os_error()))?;
         let mut groups = self.groups.lock();
-        groups.retain(|_, g| g.strong_count() > 0);
         let key = (st.st_dev, st.st_ino);
+        if !self.root.names(path, symlinks, key) {
+            return Err(Error::Os {
+                errno: Errno::NOENT.raw_os_error(),
+                path: Some(path.to_owned()),
+            });
+        }
+        groups.retain(|_, g| g.strong_count() > 0);
         if let Some(group) = groups.get(&key).and_then(Weak::upgrade) {
             return Ok(group);
         }

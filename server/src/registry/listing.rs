@@ -104,7 +104,7 @@ fn info(m: &Mapping) -> MappingInfo {
 }
 
 impl Registry {
-    fn page_size(&self, asked: u32) -> usize {
+    pub(super) fn page_size(&self, asked: u32) -> usize {
         let max = self.limits.max_page_size.max(1);
         let size = match asked {
             0 => max,

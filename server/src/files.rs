@@ -1,0 +1,117 @@
+//! The gRPC adapter for `mmapd.v1.Files`: each call converts its request,
+//! runs the registry's Files call off the async workers (a recursive
+//! listing or removal can take a while on a slow disk), and converts the
+//! answer back. The semantics live in `registry::files` and `paths::tree`.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use mmapd::pb::{self, files_server::Files};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    layers::split,
+    paths::Kind,
+    registry::{FileInfo, Registry},
+    service::blocking,
+};
+
+/// The `Files` service.
+#[derive(Debug, Clone)]
+pub struct FilesService {
+    registry: Arc<Registry>,
+}
+
+impl FilesService {
+    /// A service over a registry's root.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+}
+
+fn kind_to_pb(kind: Kind) -> pb::FileKind {
+    match kind {
+        Kind::File => pb::FileKind::File,
+        Kind::Dir => pb::FileKind::Dir,
+        Kind::Symlink => pb::FileKind::Symlink,
+        Kind::Other => pb::FileKind::Other,
+    }
+}
+
+fn entry_to_pb(info: FileInfo) -> pb::FileEntry {
+    let e = info.entry;
+    pb::FileEntry {
+        path: e.path,
+        kind: kind_to_pb(e.kind).into(),
+        size: e.size,
+        mtime: Some(prost_types::Timestamp {
+            seconds: e.mtime.0,
+            nanos: e.mtime.1 as i32,
+        }),
+        mapped: info.mapped,
+        mode: e.mode,
+        symlink_target: e.target.unwrap_or_default(),
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl Files for FilesService {
+    async fn list(&self, req: Request<pb::ListRequest>) -> Reply<pb::ListResponse> {
+        let (caller, req) = split(req)?;
+        let registry = Arc::clone(&self.registry);
+        let page = blocking(move || {
+            registry.list_files(
+                &caller,
+                &req.path,
+                req.recursive,
+                req.page_size,
+                &req.page_token,
+            )
+        })
+        .await?;
+        Ok(Response::new(pb::ListResponse {
+            entries: page.entries.into_iter().map(entry_to_pb).collect(),
+            next_page_token: page.next_token,
+        }))
+    }
+
+    async fn stat_path(&self, req: Request<pb::StatPathRequest>) -> Reply<pb::FileEntry> {
+        let (caller, req) = split(req)?;
+        let registry = Arc::clone(&self.registry);
+        let info = blocking(move || registry.stat_path(&caller, &req.path)).await?;
+        Ok(Response::new(entry_to_pb(info)))
+    }
+
+    async fn make_dir(&self, req: Request<pb::MakeDirRequest>) -> Reply<pb::MakeDirResponse> {
+        let (caller, req) = split(req)?;
+        let registry = Arc::clone(&self.registry);
+        let created = blocking(move || registry.make_dir(&caller, &req.path, req.parents)).await?;
+        Ok(Response::new(pb::MakeDirResponse { created }))
+    }
+
+    async fn remove(&self, req: Request<pb::RemoveRequest>) -> Reply<pb::RemoveResponse> {
+        let (caller, req) = split(req)?;
+        let registry = Arc::clone(&self.registry);
+        let removed =
+            blocking(move || registry.remove_path(&caller, &req.path, req.recursive)).await?;
+        Ok(Response::new(pb::RemoveResponse { removed }))
+    }
+
+    async fn rename(&self, req: Request<pb::RenameRequest>) -> Reply<pb::RenameResponse> {
+        let (caller, req) = split(req)?;
+        let registry = Arc::clone(&self.registry);
+        blocking(move || registry.rename_path(&caller, &req.from, &req.to, req.replace)).await?;
+        Ok(Response::new(pb::RenameResponse {}))
+    }
+
+    async fn truncate(&self, req: Request<pb::TruncateRequest>) -> Reply<pb::FileEntry> {
+        let (caller, req) = split(req)?;
+        let registry = Arc::clone(&self.registry);
+        let info =
+            blocking(move || registry.truncate_path(&caller, &req.path, req.size, req.create))
+                .await?;
+        Ok(Response::new(entry_to_pb(info)))
+    }
+}

@@ -1,0 +1,489 @@
+//! The file-management calls beneath the root: list, stat, mkdir, remove,
+//! rename and truncate, with the errors Python's `os` functions raise.
+//!
+//! Each call is confined as Map's opens are. The folder holding the name
+//! it acts on is opened with `RESOLVE_BENEATH`, and the call then acts on
+//! the last name relative to that folder, so a folder swapped for a
+//! symlink halfway through (the rename race) cannot lead it out of the
+//! root. Walks into sub-folders open each one with `O_NOFOLLOW` relative to
+//! its parent, so a walk never follows a link either.
+//!
+//! Knows nothing of mappings: the registry passes a check that refuses
+//! to touch files a live mapping uses, and runs it under its own lock.
+#![forbid(unsafe_code)]
+
+use std::{
+    ffi::CStr,
+    os::fd::OwnedFd,
+    path::{Component, Path},
+};
+
+use rustix::{
+    fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat},
+    io::Errno,
+};
+
+use super::{Root, Symlinks, os};
+use crate::error::{Error, Result};
+
+/// What a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A folder.
+    Dir,
+    /// A symbolic link (only when not followed).
+    Symlink,
+    /// A FIFO, socket or device.
+    Other,
+}
+
+/// One file or folder beneath the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the root ("" for the root).
+    pub path: String,
+    /// What it is.
+    pub kind: Kind,
+    /// `st_size`.
+    pub size: u64,
+    /// `st_mtime`, in seconds and nanoseconds since the epoch.
+    pub mtime: (i64, u32),
+    /// `st_mode & 0o7777`.
+    pub mode: u32,
+    /// Where a symlink points, as written.
+    pub target: Option<String>,
+    /// The inode's identity, `(st_dev, st_ino)`: what mappings are
+    /// grouped by.
+    pub inode: (u64, u64),
+}
+
+impl Entry {
+    fn new(path: String, st: &Stat, target: Option<String>) -> Entry {
+        let kind = match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            FileType::Fifo
+            | FileType::Socket
+            | FileType::CharacterDevice
+            | FileType::BlockDevice
+            | FileType::Unknown => Kind::Other,
+        };
+        Entry {
+            path,
+            kind,
+            size: st.st_size.max(0) as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec.clamp(0, 999_999_999) as u32),
+            mode: st.st_mode & 0o7777,
+            target,
+            inode: (st.st_dev, st.st_ino),
+        }
+    }
+}
+
+/// Which entries a caller may see, and which folders a walk may enter.
+pub trait Visible {
+    /// Whether `path` is listed.
+    fn shows(&self, path: &str) -> bool;
+    /// Whether a walk goes into the folder `path`.
+    fn enters(&self, path: &str) -> bool;
+}
+
+/// A caller that sees everything.
+pub struct All;
+
+impl Visible for All {
+    fn shows(&self, _: &str) -> bool {
+        true
+    }
+    fn enters(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// One page of a listing, and whether more entries follow it.
+#[derive(Debug)]
+pub struct Listed {
+    /// Entries in path order.
+    pub entries: Vec<Entry>,
+    /// Whether entries past the last one exist.
+    pub more: bool,
+}
+
+impl Root {
+    /// A client path for the calls that accept the root itself: "" and
+    /// "." name it, anything else is normalized as Map's paths are.
+    pub fn normalize_or_root(path: &str) -> Result<String> {
+        if Path::new(path).components().all(|c| c == Component::CurDir) {
+            return Ok(String::new());
+        }
+        Root::normalize(path)
+    }
+
+    /// `os.stat`: symlinks inside the root are followed (unless the caller
+    /// may not follow them at all).
+    pub fn stat(&self, rel: &str, symlinks: Symlinks) -> Result<Entry> {
+        let st = if rel.is_empty() {
+            rustix::fs::fstat(&self.dir)
+        } else {
+            self.open_at(rel, OFlags::PATH | OFlags::CLOEXEC, symlinks)
+                .and_then(rustix::fs::fstat)
+        }
+        .map_err(|e| os(e, rel))?;
+        Ok(Entry::new(rel.to_owned(), &st, None))
+    }
+
+    /// `os.lstat` of a name inside an opened folder.
+    fn lstat_in(&self, dir: &OwnedFd, name: &str, path: &str) -> Result<Entry> {
+        let st =
+            rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| os(e, path))?;
+        let target = (FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+            .then(|| rustix::fs::readlinkat(dir, name, Vec::new()).ok())
+            .flatten()
+            .map(|t| t.to_string_lossy().into_owned());
+        Ok(Entry::new(path.to_owned(), &st, target))
+    }
+
+    /// Opens the folder holding `rel`, beneath the root, and returns it
+    /// with `rel`'s last name.
+    fn open_parent<'a>(&self, rel: &'a str, symlinks: Symlinks) -> Result<(OwnedFd, &'a str)> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or((".", rel));
+        let fd = self
+            .open_at(
+                parent,
+                OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+                symlinks,
+            )
+            .map_err(|e| os(e, rel))?;
+        Ok((fd, name))
+    }
+
+    /// One page of the entries beneath the folder `rel` (the whole tree
+    /// with `recursive`), in path order, after the path `after`, at most
+    /// `limit` of them.
+    pub fn list(
+        &self,
+        rel: &str,
+        recursive: bool,
+        after: &str,
+        limit: usize,
+        symlinks: Symlinks,
+        visible: &dyn Visible,
+    ) -> Result<Listed> {
+        let dir = self
+            .open_at(
+                if rel.is_empty() { "." } else { rel },
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                symlinks,
+            )
+            .map_err(|e| os(e, rel))?;
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        let mut walk = Walk {
+            recursive,
+            after,
+            limit: limit.max(1),
+            visible,
+            out: Vec::new(),
+        };
+        walk.dir(self, dir, &prefix)?;
+        let more = walk.out.len() > walk.limit;
+        walk.out.truncate(walk.limit);
+        Ok(Listed {
+            entries: walk.out,
+            more,
+        })
+    }
+
+    /// `os.mkdir`, or `os.makedirs(exist_ok=True)` with `parents`; says
+    /// whether the folder was made.
+    pub fn make_dir(&self, rel: &str, parents: bool, symlinks: Symlinks) -> Result<bool> {
+        if rel.is_empty() {
+            return if parents {
+                Ok(false)
+            } else {
+                Err(os(Errno::EXIST, rel))
+            };
+        }
+        if parents {
+            // What `os.makedirs` says of a file where the folder goes (a
+            // file on the way is NotADirectoryError, as here).
+            return self.make_dirs(rel, symlinks).map_err(|err| {
+                if let Error::Os { errno, path } = &err
+                    && *errno == Errno::NOTDIR.raw_os_error()
+                    && path.as_deref() == Some(rel)
+                {
+                    os(Errno::EXIST, rel)
+                } else {
+                    err
+                }
+            });
+        }
+        let (parent, name) = self.open_parent(rel, symlinks)?;
+        rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)).map_err(|e| os(e, rel))?;
+        Ok(true)
+    }
+
+    /// Removes a file, a symlink or an empty folder, or with `recursive` a
+    /// whole tree; returns how many entries went. `check` is asked about
+    /// every entry first, and one refusal removes nothing.
+    pub fn remove(
+        &self,
+        rel: &str,
+        recursive: bool,
+        symlinks: Symlinks,
+        check: &dyn Fn(&Entry) -> Result<()>,
+    ) -> Result<u64> {
+        if rel.is_empty() {
+            return Err(os(Errno::INVAL, rel));
+        }
+        let (parent, name) = self.open_parent(rel, symlinks)?;
+        let entry = self.lstat_in(&parent, name, rel)?;
+        check(&entry)?;
+        if entry.kind != Kind::Dir {
+            rustix::fs::unlinkat(&parent, name, AtFlags::empty()).map_err(|e| os(e, rel))?;
+            return Ok(1);
+        }
+        if !recursive {
+            rustix::fs::unlinkat(&parent, name, AtFlags::REMOVEDIR).map_err(|e| os(e, rel))?;
+            return Ok(1);
+        }
+        let dir = open_child(&parent, name).map_err(|e| os(e, rel))?;
+        self.check_tree(&dir, rel, check)?;
+        let removed = self.remove_tree(&dir, rel)?;
+        rustix::fs::unlinkat(&parent, name, AtFlags::REMOVEDIR).map_err(|e| os(e, rel))?;
+        Ok(removed + 1)
+    }
+
+    fn check_tree(
+        &self,
+        dir: &OwnedFd,
+        path: &str,
+        check: &dyn Fn(&Entry) -> Result<()>,
+    ) -> Result<()> {
+        for name in read_names(dir, path)? {
+            let child = format!("{path}/{name}");
+            let entry = match self.lstat_in(dir, &name, &child) {
+                Err(Error::Os { errno, .. }) if errno == Errno::NOENT.raw_os_error() => continue,
+                other => other?,
+            };
+            check(&entry)?;
+            if entry.kind == Kind::Dir {
+                let sub = open_child(dir, &name).map_err(|e| os(e, &child))?;
+                self.check_tree(&sub, &child, check)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_tree(&self, dir: &OwnedFd, path: &str) -> Result<u64> {
+        let mut removed = 0;
+        for name in read_names(dir, path)? {
+            let child = format!("{path}/{name}");
+            let st = match rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(os(e, &child)),
+            };
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let sub = open_child(dir, &name).map_err(|e| os(e, &child))?;
+                removed += self.remove_tree(&sub, &child)?;
+                rustix::fs::unlinkat(dir, name.as_str(), AtFlags::REMOVEDIR)
+            } else {
+                rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty())
+            }
+            .map_err(|e| os(e, &child))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// `os.rename`, or `os.replace` with `replace`. `check` is asked
+    /// about `from`, and about `to` when it exists and would be replaced.
+    pub fn rename(
+        &self,
+        from: &str,
+        to: &str,
+        replace: bool,
+        symlinks: Symlinks,
+        check: &dyn Fn(&Entry) -> Result<()>,
+    ) -> Result<()> {
+        let fail = |errno: Errno| match errno {
+            Errno::XDEV => Error::PathEscape(from.to_owned()),
+            errno => Error::Rename {
+                errno: errno.raw_os_error(),
+                from: from.to_owned(),
+                to: to.to_owned(),
+            },
+        };
+        let relabel = |err: Error| {
+            if let Error::Os { errno, .. } = err {
+                fail(Errno::from_raw_os_error(errno))
+            } else {
+                err
+            }
+        };
+        if from.is_empty() || to.is_empty() {
+            return Err(fail(Errno::INVAL));
+        }
+        let (from_dir, from_name) = self.open_parent(from, symlinks).map_err(relabel)?;
+        let (to_dir, to_name) = self.open_parent(to, symlinks).map_err(relabel)?;
+        check(&self.lstat_in(&from_dir, from_name, from).map_err(relabel)?)?;
+        if replace {
+            match self.lstat_in(&to_dir, to_name, to) {
+                Ok(existing) => check(&existing)?,
+                Err(Error::Os { errno, .. }) if errno == Errno::NOENT.raw_os_error() => {}
+                Err(err) => return Err(relabel(err)),
+            }
+        }
+        let flags = if replace {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(&from_dir, from_name, &to_dir, to_name, flags).map_err(fail)
+    }
+
+    /// `os.truncate`; with `create`, a missing file (and its folders) is
+    /// made first. `check` is asked before a file shrinks.
+    pub fn truncate(
+        &self,
+        rel: &str,
+        size: u64,
+        create: bool,
+        symlinks: Symlinks,
+        check: &dyn Fn(&Entry) -> Result<()>,
+    ) -> Result<Entry> {
+        if rel.is_empty() {
+            return Err(os(Errno::ISDIR, rel));
+        }
+        let opened = self.open_file_with(rel, false, create.then_some(0..0), symlinks)?;
+        let stat = |file: &std::fs::File| {
+            rustix::fs::fstat(file)
+                .map(|st| Entry::new(rel.to_owned(), &st, None))
+                .map_err(|e| os(e, rel))
+        };
+        let before = stat(&opened.file)?;
+        if size < before.size {
+            check(&before)?;
+        }
+        rustix::fs::ftruncate(&opened.file, size).map_err(|e| os(e, rel))?;
+        stat(&opened.file)
+    }
+
+    /// Whether `rel` still names the inode `inode`: a Map checks this
+    /// after it registered its file, so a Remove or Rename that raced it
+    /// is noticed.
+    pub fn names(&self, rel: &str, symlinks: Symlinks, inode: (u64, u64)) -> bool {
+        self.stat(rel, symlinks).is_ok_and(|e| e.inode == inode)
+    }
+}
+
+/// A listing walk in path order that stops one entry past its page.
+struct Walk<'a> {
+    recursive: bool,
+    after: &'a str,
+    limit: usize,
+    visible: &'a dyn Visible,
+    out: Vec<Entry>,
+}
+
+impl Walk<'_> {
+    /// Lists the folder `dir`, whose entries' paths start with `prefix`.
+    /// A folder's own entry sorts at its path and its contents at its path
+    /// plus "/", which is where they fall in plain string order ("a" <
+    /// "a.txt" < "a/x"), so the walk yields exact path order and can skip
+    /// whole subtrees that lie before the page.
+    fn dir(&mut self, root: &Root, dir: OwnedFd, prefix: &str) -> Result<()> {
+        enum Item {
+            Entry(Entry),
+            Tree(String),
+        }
+        let mut items = Vec::new();
+        for name in read_names(&dir, prefix)? {
+            let path = format!("{prefix}{name}");
+            let entry = match root.lstat_in(&dir, &name, &path) {
+                Ok(entry) => entry,
+                // Removed since it was read: as if never there.
+                Err(Error::Os { errno, .. }) if errno == Errno::NOENT.raw_os_error() => continue,
+                Err(err) => return Err(err),
+            };
+            if self.recursive && entry.kind == Kind::Dir {
+                items.push((format!("{path}/"), Item::Tree(name)));
+            }
+            items.push((path, Item::Entry(entry)));
+        }
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, item) in items {
+            match item {
+                Item::Entry(entry) => {
+                    if key.as_str() > self.after && self.visible.shows(&key) {
+                        self.out.push(entry);
+                        if self.out.len() > self.limit {
+                            return Ok(());
+                        }
+                    }
+                }
+                Item::Tree(name) => {
+                    // Every path under `key` is at most `after` when `after`
+                    // is past `key` without lying inside it.
+                    let before_page = self.after > key.as_str() && !self.after.starts_with(&key);
+                    if before_page || !self.visible.enters(key.trim_end_matches('/')) {
+                        continue;
+                    }
+                    let sub = match open_child(&dir, &name) {
+                        Ok(sub) => sub,
+                        // Removed or replaced since it was read.
+                        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                        Err(e) => return Err(os(e, &key)),
+                    };
+                    self.dir(root, sub, &key)?;
+                    if self.out.len() > self.limit {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens the sub-folder `name` of `dir` for reading, never through a
+/// symlink: whatever is there now is what the walk enters.
+fn open_child(dir: &OwnedFd, name: &str) -> std::result::Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The names in a folder, without "." and "..". Names that are not UTF-8
+/// cannot be named by a client (paths are strings), so they are skipped.
+fn read_names(dir: &OwnedFd, path: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut entries = rustix::fs::Dir::read_from(dir).map_err(|e| os(e, path))?;
+    while let Some(entry) = entries.read() {
+        let entry = entry.map_err(|e| os(e, path))?;
+        let name: &CStr = entry.file_name();
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        if let Ok(name) = std::str::from_utf8(bytes) {
+            names.push(name.to_owned());
+        } else {
+            tracing::debug!(folder = path, "skipping a name that is not UTF-8");
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests;
