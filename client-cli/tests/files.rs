@@ -373,7 +373,7 @@ fn rm_of_a_missing_path_fails_with_file_not_found() {
 }
 
 #[test]
-fn rm_and_truncate_of_a_mapped_file_are_mapping_busy() {
+fn rm_mv_and_truncate_of_a_mapped_file_are_mapping_busy() {
     let server = Server::start();
     server.write("m.bin", &[7; 4096]);
     let mut holder = Holder::open(&server.endpoint, "holder");
@@ -399,6 +399,9 @@ fn rm_and_truncate_of_a_mapped_file_are_mapping_busy() {
             .contains("mmapctl mappings"),
         "{err}"
     );
+    let err = json_error(&server, &["mv", "m.bin", "moved.bin"]);
+    assert_eq!(err["reason"], "MAPPING_BUSY");
+    assert!(!server.path("moved.bin").exists());
     // Nor may a folder holding it go.
     std::fs::create_dir(server.path("d")).unwrap();
     server.write("d/n.bin", &[1; 10]);
