@@ -1,4 +1,5 @@
-//! The entry points: [`Client`] (a connection plus the admin calls) and
+//! The entry points: [`Client`] (a connection plus the admin calls; the
+//! file calls are in `files`) and
 //! [`Session`] (a server-side lease that owns handles and is renewed in the
 //! background), [`ConnectOptions`] (TLS, mTLS and the bearer token), and
 //! [`MapOptions`], the arguments of `Session::map`.
@@ -21,7 +22,7 @@ use tonic::{
 
 use crate::{
     error::{Error, unary},
-    pb::{self, admin_client::AdminClient, mmap_client::MmapClient},
+    pb::{self, admin_client::AdminClient, files_client::FilesClient, mmap_client::MmapClient},
     remote::RemoteMmap,
 };
 
@@ -221,6 +222,7 @@ pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 pub struct Client {
     mmap: MmapClient<Transport>,
     admin: AdminClient<Transport>,
+    pub(crate) files: FilesClient<Transport>,
     transport: Transport,
 }
 
@@ -263,6 +265,9 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
             admin: AdminClient::new(transport.clone())
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            files: FilesClient::new(transport.clone())
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
             transport,

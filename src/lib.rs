@@ -11,6 +11,9 @@
 //! Many small calls can share one round trip: [`RemoteMmap::batch`] builds a
 //! [`Batch`] whose [`Slot`]s hand back typed results, and
 //! [`RemoteMmap::pipeline`] keeps a `Pipeline` stream open for many batches.
+//! The files beneath the data root are managed without a session:
+//! [`Client::list`], [`Client::stat_path`], [`Client::make_dir`],
+//! [`Client::remove`], [`Client::rename`] and [`Client::truncate`].
 //!
 //! ```no_run
 //! use mmapd::{Client, MapOptions, Whence};
@@ -33,6 +36,7 @@
 mod client;
 pub mod codec;
 mod error;
+mod files;
 mod io;
 pub mod op;
 mod pipeline;
@@ -42,8 +46,9 @@ pub use client::{
     BearerToken, Client, ConnectOptions, MAX_MESSAGE_SIZE, MapOptions, Session, Transport,
 };
 pub use error::{Error, code_name};
+pub use files::ListPages;
 pub use op::{Op, Value};
-pub use pb::{Access, Advice, Whence};
+pub use pb::{Access, Advice, FileEntry, FileKind, Whence};
 pub use pipeline::{Batch, OpValue, Pipeline, Results, Slot};
 pub use remote::{ReadChunks, RemoteMmap};
 

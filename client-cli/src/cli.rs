@@ -204,6 +204,13 @@ pub enum Command {
     Get(GetArgs),
 
     /// Upload a local file to the server, making the remote file the same size
+    #[command(
+        long_about = "Upload a local file to the server, making the remote file the same \
+            size.\n\n\
+            An empty local file makes the remote file empty (or, with --create, makes an \
+            empty file); a live mapping of a larger remote file refuses that \
+            (MAPPING_BUSY)."
+    )]
     Put(PutArgs),
 
     /// Print a range of bytes: as text, raw, or as a hex dump
@@ -258,6 +265,51 @@ pub enum Command {
     )]
     Madvise(MadviseArgs),
 
+    /// List the files and folders beneath the data root (or in one folder)
+    #[command(long_about = LS_ABOUT)]
+    Ls(LsArgs),
+
+    /// Describe one file or folder: kind, size, mode, mtime, whether mapped
+    #[command(
+        long_about = "Describe one file or folder: kind, size, mode, mtime, and whether a \
+            live mapping uses it.\n\n\
+            A symlink inside the data root is followed (os.stat); `ls -l` shows the link \
+            itself."
+    )]
+    Stat(StatArgs),
+
+    /// Make a folder (with -p, its missing parents too)
+    Mkdir(MkdirArgs),
+
+    /// Remove a file, a symlink or an empty folder (with -r, a whole folder)
+    #[command(
+        long_about = "Remove a file, a symlink or an empty folder (with -r, a whole folder).\n\n\
+            A file that a live mapping uses is refused (MAPPING_BUSY); `mmapctl mappings` \
+            lists the mappings."
+    )]
+    Rm(RmArgs),
+
+    /// Rename (move) a file or folder within the data root
+    #[command(
+        long_about = "Rename (move) a file or folder within the data root.\n\n\
+            An existing TO is an error (FileExistsError) unless --replace is given, which \
+            replaces it like Python's os.replace (a file, or an empty folder for a folder). \
+            Not to be confused with `move`, which copies bytes within a mapping."
+    )]
+    Mv(MvArgs),
+
+    /// Set a file's size, cutting it or padding it with zero bytes
+    Truncate(TruncateArgs),
+
+    /// Make an empty file if PATH does not exist; an existing file is left as it is
+    #[command(
+        long_about = "Make an empty file if PATH does not exist (with its missing folders); an \
+            existing file or folder is left as it is.\n\n\
+            Unlike the Unix touch, this does not update the modification time of an \
+            existing file: the server has no call that sets times."
+    )]
+    Touch(TouchArgs),
+
     /// Open an interactive shell on one mapping, with a command for every mmap method
     #[command(long_about = SHELL_ABOUT)]
     Shell(ShellArgs),
@@ -275,6 +327,101 @@ const TOKEN_ABOUT: &str = "Make a random bearer token and its SHA-256 for the ac
     SHA-256 of an existing token, read from stdin when given as `-` or without a value \
     (one trailing newline is ignored). The same hash: `printf %s TOKEN | sha256sum`. \
     Nothing is sent to a server.";
+
+const LS_ABOUT: &str = "List the files and folders beneath the data root (or in one folder).\n\n\
+    Paths are printed relative to the data root, one per line, folders with a trailing /. \
+    -l prints a table (kind, mode, size, modification time in UTC, whether a live mapping \
+    uses it, path; a symlink shows its target), and -o json one object per entry. -R lists \
+    the whole tree beneath PATH. Symlinks are listed, not followed. A file PATH lists just \
+    that file.";
+
+/// Arguments of `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Folder (or file) to list, relative to the data root [default: the root]
+    #[arg(value_name = "PATH", default_value = "", hide_default_value = true)]
+    pub path: String,
+
+    /// A table: kind, mode, size, mtime, mapped, path
+    #[arg(short, long)]
+    pub long: bool,
+
+    /// List everything beneath PATH, not just its entries
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+/// Arguments of `stat`.
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    /// File or folder on the server, relative to its data root
+    #[arg(value_name = "PATH")]
+    pub path: String,
+}
+
+/// Arguments of `mkdir`.
+#[derive(Debug, Args)]
+pub struct MkdirArgs {
+    /// Folder to make, relative to the data root
+    #[arg(value_name = "PATH")]
+    pub path: String,
+
+    /// Make missing parent folders too, and accept a folder that exists
+    #[arg(short, long)]
+    pub parents: bool,
+}
+
+/// Arguments of `rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// File, symlink or folder to remove, relative to the data root
+    #[arg(value_name = "PATH")]
+    pub path: String,
+
+    /// Remove a folder and everything beneath it
+    #[arg(short, long)]
+    pub recursive: bool,
+}
+
+/// Arguments of `mv`.
+#[derive(Debug, Args)]
+pub struct MvArgs {
+    /// Path to rename, relative to the data root
+    #[arg(value_name = "FROM")]
+    pub from: String,
+
+    /// Its new path, relative to the data root
+    #[arg(value_name = "TO")]
+    pub to: String,
+
+    /// Replace an existing TO (os.replace) instead of failing
+    #[arg(short = 'f', long)]
+    pub replace: bool,
+}
+
+/// Arguments of `truncate`.
+#[derive(Debug, Args)]
+pub struct TruncateArgs {
+    /// File on the server, relative to its data root
+    #[arg(value_name = "PATH")]
+    pub path: String,
+
+    /// New size in bytes
+    #[arg(value_name = "SIZE")]
+    pub size: u64,
+
+    /// Make the file (and its missing folders) if it does not exist
+    #[arg(long)]
+    pub create: bool,
+}
+
+/// Arguments of `touch`.
+#[derive(Debug, Args)]
+pub struct TouchArgs {
+    /// File on the server, relative to its data root
+    #[arg(value_name = "PATH")]
+    pub path: String,
+}
 
 /// Roles of the access file, for the `token` snippet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -340,7 +487,7 @@ const SHELL_ABOUT: &str = "Open an interactive shell on one mapping, with a comm
     every mmap method.\n\n\
     The shell holds one handle (one cursor) until you type `quit`. The prompt shows the \
     position and the length. Type `help` for the commands: read, write, seek, tell, find, \
-    slice, resize, ...\n\n\
+    slice, resize, ..., and ls to list the files of the data root.\n\n\
     With stdin not a terminal it reads one command per line with no prompt, so it can be \
     scripted: `printf 'write hello\\nseek 0\\nread 5\\n' | mmapctl shell notes.txt`. \
     Errors are printed and the script goes on; the exit status is that of the first \
@@ -412,7 +559,7 @@ pub struct PutArgs {
     #[command(flatten)]
     pub target: Target,
 
-    /// Create the remote file if it does not exist
+    /// Create the remote file (and its missing folders) if it does not exist
     #[arg(long)]
     pub create: bool,
 }

@@ -112,9 +112,13 @@ impl CliError {
         ExitCode::from(self.exit_code())
     }
 
-    /// What to try next, for connection failures.
+    /// What to try next, for connection failures and for server refusals
+    /// whose fix is not in their message.
     fn hints(&self, endpoint: &str) -> Vec<String> {
         let mut hints = Vec::new();
+        if let CliError::Mmapd(err) = self {
+            hints.extend(refusal_hint(err).map(str::to_owned));
+        }
         if self.is_connect() {
             hints.push(format!(
                 "is mmapd running at {endpoint}? start it with \
@@ -155,6 +159,43 @@ impl CliError {
             out["hints"] = serde_json::json!(hints);
         }
         out
+    }
+}
+
+/// errno of "Directory not empty".
+const ENOTEMPTY: i32 = 39;
+
+/// What to do about a server refusal, when its message does not say.
+fn refusal_hint(err: &mmapd::Error) -> Option<&'static str> {
+    match err.reason() {
+        Some("MAPPING_BUSY") => Some(
+            "a live mapping uses this file; `mmapctl mappings` lists them. Close it (or let \
+             its session expire) and try again",
+        ),
+        Some("PATH_ESCAPE") => Some(
+            "paths are relative to the server's data root and must stay inside it: no \
+             leading /, no .. above the root, no symlink that points outside",
+        ),
+        Some("OS_ERROR") if err.errno() == Some(ENOTEMPTY) => {
+            Some("the folder is not empty; `mmapctl rm -r PATH` removes it with everything in it")
+        }
+        Some("OS_ERROR")
+            if err
+                .metadata()
+                .and_then(|m| m.get("exception"))
+                .map(String::as_str)
+                == Some("FileExistsError") =>
+        {
+            Some(
+                "the path exists: `mmapctl mv --replace` replaces it, `mmapctl mkdir -p` \
+                 accepts a folder that exists",
+            )
+        }
+        Some(_) | None if err.code() == Some(tonic::Code::Unimplemented) => Some(
+            "the server does not offer this call; it may be older than this mmapctl \
+             (`mmapctl info` shows its version)",
+        ),
+        Some(_) | None => None,
     }
 }
 
@@ -228,5 +269,45 @@ mod tests {
         let refused = CliError::from(mmapd::Error::from(tonic::Status::not_found("no")));
         assert_eq!(refused.exit_code(), EXIT_FAILED);
         assert_eq!(refused.to_string(), "no (NOT_FOUND)");
+    }
+
+    fn refusal(code: tonic::Code, reason: &str, metadata: &[(&str, &str)]) -> CliError {
+        CliError::Mmapd(mmapd::Error::Status {
+            code,
+            reason: reason.to_owned(),
+            message: "refused".to_owned(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn file_refusals_get_hints() {
+        use tonic::Code;
+        let hint = |err: CliError| err.hints("http://h:1").join(" ");
+        let busy = refusal(Code::FailedPrecondition, "MAPPING_BUSY", &[("errno", "16")]);
+        assert!(hint(busy).contains("mmapctl mappings"));
+        let escape = refusal(Code::PermissionDenied, "PATH_ESCAPE", &[("errno", "13")]);
+        assert!(hint(escape).contains("data root"));
+        let full = refusal(Code::FailedPrecondition, "OS_ERROR", &[("errno", "39")]);
+        assert!(hint(full).contains("rm -r"));
+        let exists = refusal(
+            Code::AlreadyExists,
+            "OS_ERROR",
+            &[("errno", "17"), ("exception", "FileExistsError")],
+        );
+        assert!(hint(exists).contains("mv --replace"));
+        let old = refusal(Code::Unimplemented, "UNIMPLEMENTED", &[]);
+        assert!(hint(old).contains("older than this mmapctl"));
+        let plain = CliError::from(mmapd::Error::from(tonic::Status::unimplemented("no")));
+        assert!(hint(plain).contains("older"));
+        let missing = refusal(
+            Code::NotFound,
+            "OS_ERROR",
+            &[("errno", "2"), ("exception", "FileNotFoundError")],
+        );
+        assert_eq!(hint(missing), "");
     }
 }

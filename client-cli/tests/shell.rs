@@ -1,6 +1,7 @@
 //! End-to-end tests of `mmapctl shell` against a real server: scripted
 //! sessions through piped stdin exercising every method, error handling in
-//! scripts, access modes, anonymous regions, and the interactive prompt.
+//! scripts, access modes, anonymous regions, `ls`, and the interactive
+//! prompt.
 
 mod support;
 
@@ -196,6 +197,36 @@ fn shells_on_new_files_and_anonymous_regions() {
     for line in ["length    16", "name      pad", "path      (anonymous)"] {
         assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
     }
+}
+
+#[test]
+fn ls_in_the_shell_lists_the_files_of_the_data_root() {
+    let server = Server::start();
+    server.write("notes.txt", b"hello");
+    std::fs::create_dir_all(server.path("sub/inner")).unwrap();
+    std::fs::create_dir(server.path("empty")).unwrap();
+    server.write("sub/a.bin", b"x");
+    let assert = server
+        .mmapctl()
+        .args(["shell", "notes.txt"])
+        .write_stdin("ls\nls sub\nls empty\nls notes.txt\nread 2\nls nope\nhelp ls\n")
+        .assert()
+        .code(1)
+        .stdout(
+            "empty/\nnotes.txt\nsub/\n\
+             sub/a.bin\nsub/inner/\n\
+             notes.txt\n\
+             b'he'\n\
+             ls [PATH]\n    list the files in a folder of the data root (default: the root)\n",
+        );
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.starts_with("mmapctl: error: line 6: ")
+            && stderr.contains("No such file or directory"),
+        "{stderr}"
+    );
+    // The mapping is still there after ls.
+    assert_eq!(server.read("notes.txt"), b"hello");
 }
 
 /// On a terminal the shell prompts with the position; `script` (util-linux)

@@ -166,10 +166,7 @@ pub async fn put(ctx: &Ctx, args: PutArgs) -> Result<()> {
     let file = tokio::fs::File::open(local).await.map_err(cannot_read)?;
     let len = file.metadata().await.map_err(cannot_read)?.len();
     if len == 0 {
-        return Err(CliError::Failed(format!(
-            "cannot put {}: it is empty, and mmap cannot map 0 bytes",
-            local.display()
-        )));
+        return put_empty(ctx, &args).await;
     }
     let signed = i64::try_from(len)
         .map_err(|_| CliError::Failed(format!("{} is too large", local.display())))?;
@@ -209,6 +206,30 @@ pub async fn put(ctx: &Ctx, args: PutArgs) -> Result<()> {
             local.display(),
             describe(&args.target),
             human_bytes(bytes)
+        )
+    })
+}
+
+/// `put` of an empty local file. mmap cannot map 0 bytes, so the remote
+/// file is made or cut to 0 bytes with the `Truncate` call instead (which a
+/// live mapping of the file refuses as MAPPING_BUSY).
+async fn put_empty(ctx: &Ctx, args: &PutArgs) -> Result<()> {
+    let Some(path) = &args.target.path else {
+        return Err(CliError::Failed(format!(
+            "cannot put {} into mapping {}: it is empty, and a mapping cannot shrink to \
+             0 bytes (give a PATH to make an empty file)",
+            args.local.display(),
+            args.target.name.as_deref().unwrap_or_default()
+        )));
+    };
+    let entry = ctx.connect().await?.truncate(path, 0, args.create).await?;
+    let result = Transfer::new(&args.target, &args.local, entry.size);
+    ctx.out.result(&result, || {
+        format!(
+            "uploaded {} to {} ({})",
+            args.local.display(),
+            describe(&args.target),
+            human_bytes(entry.size)
         )
     })
 }

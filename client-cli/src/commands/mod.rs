@@ -1,10 +1,11 @@
 //! Running a parsed command: the context every command shares (endpoint,
 //! credentials, timeouts, output format), connecting, opening a one-shot
 //! mapping and closing it again, and the dispatch to `admin`, `data`,
-//! `shell` and `token`.
+//! `files`, `shell` and `token`.
 
 pub mod admin;
 pub mod data;
+pub mod files;
 pub mod shell;
 pub mod token;
 
@@ -126,7 +127,11 @@ impl Ctx {
             .open_session(&format!("mmapctl {command}"), self.session_ttl)
             .await?;
         match session.map(options).await {
-            Ok(map) => Ok(Mapped { session, map }),
+            Ok(map) => Ok(Mapped {
+                client,
+                session,
+                map,
+            }),
             Err(err) => {
                 // The map error is the one worth reporting.
                 let _ = session.close().await;
@@ -139,6 +144,8 @@ impl Ctx {
 /// A session holding one mapping, for the life of one command.
 #[derive(Debug)]
 pub struct Mapped {
+    /// The connection, for calls beside the mapping (the shell's `ls`).
+    pub client: Client,
     session: Session,
     /// The handle.
     pub map: RemoteMmap,
@@ -209,6 +216,13 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Flush(args) => data::flush(ctx, args).await,
         Command::Move(args) => data::move_(ctx, args).await,
         Command::Madvise(args) => data::madvise(ctx, args).await,
+        Command::Ls(args) => files::ls(ctx, args).await,
+        Command::Stat(args) => files::stat(ctx, args).await,
+        Command::Mkdir(args) => files::mkdir(ctx, args).await,
+        Command::Rm(args) => files::rm(ctx, args).await,
+        Command::Mv(args) => files::mv(ctx, args).await,
+        Command::Truncate(args) => files::truncate(ctx, args).await,
+        Command::Touch(args) => files::touch(ctx, args).await,
         Command::Shell(args) => shell::run(ctx, args).await,
         Command::Token(args) => token::run(ctx, args),
     }

@@ -8,7 +8,7 @@ mod parse;
 
 use std::io::IsTerminal;
 
-use mmapd::{MapOptions, RemoteMmap};
+use mmapd::{Client, MapOptions, RemoteMmap};
 use rustyline::{
     Context, Editor, Helper, Highlighter, Hinter, Validator,
     completion::{Completer, Pair},
@@ -30,9 +30,9 @@ pub async fn run(ctx: &Ctx, args: ShellArgs) -> Result<()> {
     let options = map_options(&args)?;
     let mut mapped = ctx.open("shell", options).await?;
     let result = if std::io::stdin().is_terminal() {
-        interactive(&mut mapped.map).await
+        interactive(&mut mapped.map, &mapped.client).await
     } else {
-        scripted(&mut mapped.map).await
+        scripted(&mut mapped.map, &mapped.client).await
     };
     mapped.finish(result).await
 }
@@ -67,7 +67,7 @@ fn is_fatal(err: &CliError) -> bool {
 /// Piped stdin: one command per line, no prompt. Failed lines are reported
 /// with their line number and the script goes on; the exit status is that
 /// of the first failure.
-async fn scripted(map: &mut RemoteMmap) -> Result<()> {
+async fn scripted(map: &mut RemoteMmap, client: &Client) -> Result<()> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut first_failure = None;
     let mut number = 0;
@@ -77,7 +77,7 @@ async fn scripted(map: &mut RemoteMmap) -> Result<()> {
         .map_err(|err| CliError::local("cannot read stdin", err))?
     {
         number += 1;
-        match execute(map, &line).await {
+        match execute(map, client, &line).await {
             Ok(Step::Print(text)) => stdout_write(format!("{text}\n").as_bytes())?,
             Ok(Step::Quiet) => {}
             Ok(Step::Quit) => break,
@@ -144,7 +144,7 @@ async fn prompt(map: &mut RemoteMmap) -> Result<String> {
 }
 
 /// A terminal: rustyline with history and a prompt showing the position.
-async fn interactive(map: &mut RemoteMmap) -> Result<()> {
+async fn interactive(map: &mut RemoteMmap, client: &Client) -> Result<()> {
     let readline_error = |err: ReadlineError| CliError::Failed(format!("line editor: {err}"));
     let mut editor: Editor<ShellHelper, DefaultHistory> = Editor::new().map_err(readline_error)?;
     editor.set_helper(Some(ShellHelper));
@@ -188,7 +188,7 @@ async fn interactive(map: &mut RemoteMmap) -> Result<()> {
         if !line.trim().is_empty() {
             let _ = editor.add_history_entry(line.as_str());
         }
-        match execute(map, &line).await {
+        match execute(map, client, &line).await {
             Ok(Step::Print(text)) => stdout_write(format!("{text}\n").as_bytes())?,
             Ok(Step::Quiet) => {}
             Ok(Step::Quit) => break,

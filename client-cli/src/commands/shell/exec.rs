@@ -1,14 +1,15 @@
 //! Shell commands: the help table (usage and one line of help per
 //! command), the parsing of a line into the shared [`Op`] vocabulary, and
 //! its execution through [`RemoteMmap::apply`]. Results print the way
-//! Python shows them: integers, and `bytes` as `b'...'`.
+//! Python shows them: integers, and `bytes` as `b'...'`. `ls` lists the
+//! files beneath the data root, beside the mapping.
 
-use mmapd::{Op, RemoteMmap, Value, Whence};
+use mmapd::{Client, Op, RemoteMmap, Value, Whence};
 
 use super::parse::{Args, ParseResult};
 use crate::{
     cli::parse_advice,
-    commands::admin::access_name,
+    commands::{admin::access_name, files},
     error::{CliError, Result},
     output::{align, bytes_repr},
 };
@@ -96,6 +97,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "length, size, position, access, name, path and offset",
     ),
     (
+        "ls",
+        "ls [PATH]",
+        "list the files in a folder of the data root (default: the root)",
+    ),
+    (
         "help",
         "help [COMMAND]",
         "list the commands, or explain one",
@@ -149,8 +155,9 @@ fn help(topic: Option<&[u8]>) -> ParseResult<String> {
         .ok_or_else(|| format!("no command {topic:?}; type help for the list"))
 }
 
-/// Runs one line. Blank lines and `#` comments do nothing.
-pub async fn execute(map: &mut RemoteMmap, line: &str) -> Result<Step> {
+/// Runs one line on `map` (and, for `ls`, `client`). Blank lines and `#`
+/// comments do nothing.
+pub async fn execute(map: &mut RemoteMmap, client: &Client, line: &str) -> Result<Step> {
     let (command, mut args) = Args::new(line);
     if command.is_empty() || command.starts_with('#') {
         return Ok(Step::Quiet);
@@ -158,7 +165,7 @@ pub async fn execute(map: &mut RemoteMmap, line: &str) -> Result<Step> {
     let command = command.to_ascii_lowercase();
     let parsed = parse(&command, &mut args).and_then(|line| args.end().map(|()| line));
     match parsed {
-        Ok(line) => line.run(map).await,
+        Ok(line) => line.run(map, client).await,
         Err(message) => Err(CliError::Usage(match command.as_str() {
             "help" => message,
             _ if COMMANDS.iter().any(|(name, _, _)| *name == command) => {
@@ -174,6 +181,8 @@ pub async fn execute(map: &mut RemoteMmap, line: &str) -> Result<Step> {
 #[derive(Debug)]
 enum Line {
     Op(Op),
+    /// `ls`: the folder to list, relative to the data root.
+    Ls(String),
     Help(String),
     Quit,
 }
@@ -264,6 +273,15 @@ fn parse(command: &str, args: &mut Args<'_>) -> ParseResult<Line> {
             data: args.data()?.into(),
         },
         "stat" => Op::Stat,
+        "ls" => {
+            let path = match args.word()? {
+                None => String::new(),
+                Some(word) => {
+                    String::from_utf8(word).map_err(|_| "PATH must be UTF-8 text".to_owned())?
+                }
+            };
+            return Ok(Line::Ls(path));
+        }
         "help" | "?" => return Ok(Line::Help(help(args.word()?.as_deref())?)),
         "quit" | "exit" => return Ok(Line::Quit),
         other => return Err(format!("unknown command {other:?}; type help for the list")),
@@ -272,9 +290,17 @@ fn parse(command: &str, args: &mut Args<'_>) -> ParseResult<Line> {
 }
 
 impl Line {
-    async fn run(self, map: &mut RemoteMmap) -> Result<Step> {
+    async fn run(self, map: &mut RemoteMmap, client: &Client) -> Result<Step> {
         match self {
             Line::Op(op) => Ok(show(map.apply(op).await?)),
+            Line::Ls(path) => {
+                let entries = files::list_entries(client, &path, false).await?;
+                if entries.is_empty() {
+                    return Ok(Step::Quiet);
+                }
+                let names: Vec<String> = entries.iter().map(files::display_name).collect();
+                Ok(Step::Print(names.join("\n")))
+            }
             Line::Help(text) => Ok(Step::Print(text.trim_end().to_owned())),
             Line::Quit => Ok(Step::Quit),
         }
