@@ -95,6 +95,21 @@ impl Client {
             path: path.to_owned(),
             size,
             create,
+            keep_existing: false,
+        };
+        unary(self.files.clone().truncate(request).await)
+    }
+
+    /// Makes `path` an empty file (and its missing folders) if it does not
+    /// exist; an existing file is left as it is, in one call, so a file
+    /// another client made a moment ago is never cut (`open(O_CREAT)`).
+    /// Returns the file's entry.
+    pub async fn touch(&self, path: &str) -> Result<pb::FileEntry, Error> {
+        let request = pb::TruncateRequest {
+            path: path.to_owned(),
+            size: 0,
+            create: true,
+            keep_existing: true,
         };
         unary(self.files.clone().truncate(request).await)
     }

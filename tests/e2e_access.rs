@@ -684,7 +684,7 @@ async fn files_calls_are_checked_per_path_and_role() {
             .truncate(pb::TruncateRequest {
                 path: "shared/g".into(),
                 size: 0,
-                create: false,
+                ..Default::default()
             })
             .await
             .map(drop),

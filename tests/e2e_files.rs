@@ -81,6 +81,7 @@ async fn truncate(
         path: path.into(),
         size,
         create,
+        keep_existing: false,
     };
     f.truncate(req).await.map(tonic::Response::into_inner)
 }
@@ -131,6 +132,26 @@ async fn every_call_does_what_its_os_function_does() {
             .len(),
         10
     );
+    // keep_existing: a file that exists is left whole; a missing one is made.
+    let keep = |path: &str, size| pb::TruncateRequest {
+        path: path.into(),
+        size,
+        create: true,
+        keep_existing: true,
+    };
+    let kept = f
+        .truncate(keep("a/b/empty.bin", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.size, 10);
+    let fresh = f
+        .truncate(keep("a/b/fresh.bin", 3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fresh.size, 3);
+    remove(&mut f, "a/b/fresh.bin", false).await.unwrap();
 
     assert!(mkdir(&mut f, "a/c", false).await.unwrap());
     assert!(mkdir(&mut f, "x/y/z", true).await.unwrap());

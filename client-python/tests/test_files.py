@@ -43,6 +43,10 @@ def test_each_call_does_what_its_os_function_does(fresh) -> None:  # type: ignor
     (root / "d/a/f.bin").write_bytes(b"0123456789")
     assert c.truncate("d/a/f.bin", 4).size == 4
     assert (root / "d/a/f.bin").read_bytes() == b"0123"
+    # touch makes a missing file and keeps an existing one whole.
+    assert c.touch("d/a/f.bin").size == 4 and (root / "d/a/f.bin").read_bytes() == b"0123"
+    assert c.touch("d/t/new.txt").size == 0 and (root / "d/t/new.txt").read_bytes() == b""
+    assert c.remove("d/t", recursive=True) == 2
 
     entry = c.stat("d/a/f.bin")
     assert isinstance(entry, mmapd.FileEntry)

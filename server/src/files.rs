@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     layers::split,
-    paths::Kind,
+    paths::{Create, Kind},
     registry::{FileInfo, Registry},
     service::blocking,
 };
@@ -109,9 +109,13 @@ impl Files for FilesService {
     async fn truncate(&self, req: Request<pb::TruncateRequest>) -> Reply<pb::FileEntry> {
         let (caller, req) = split(req)?;
         let registry = Arc::clone(&self.registry);
+        let create = match (req.create, req.keep_existing) {
+            (false, _) => Create::Never,
+            (true, false) => Create::IfMissing,
+            (true, true) => Create::OnlyNew,
+        };
         let info =
-            blocking(move || registry.truncate_path(&caller, &req.path, req.size, req.create))
-                .await?;
+            blocking(move || registry.truncate_path(&caller, &req.path, req.size, create)).await?;
         Ok(Response::new(entry_to_pb(info)))
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 
 mod tree;
 
-pub use tree::{All, Entry, Kind, Listed, Visible};
+pub use tree::{All, Create, Entry, Kind, Listed, Visible};
 
 /// The data root, held open so later renames of its path do not matter.
 #[derive(Debug)]

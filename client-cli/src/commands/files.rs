@@ -295,15 +295,16 @@ struct TouchResult {
 /// left alone (its mtime too: the service has no call that sets times).
 pub async fn touch(ctx: &Ctx, args: TouchArgs) -> Result<()> {
     let client = ctx.connect().await?;
-    // Truncate with create alone would cut an existing file to 0 bytes.
-    let (created, size) = match client.stat_path(&args.path).await {
-        Ok(entry) => (false, entry.size),
-        Err(err) if is_not_found(&err) => {
-            let entry = client.truncate(&args.path, 0, true).await?;
-            (true, entry.size)
-        }
+    // The stat only words the answer (and spares a folder the call); the
+    // Truncate that makes the file leaves one that exists by then as it
+    // is, so nothing is ever cut.
+    let (created, entry) = match client.stat_path(&args.path).await {
+        Ok(entry) if entry.kind() == FileKind::Dir => (false, entry),
+        Ok(_) => (false, client.touch(&args.path).await?),
+        Err(err) if is_not_found(&err) => (true, client.touch(&args.path).await?),
         Err(err) => return Err(CliError::from(err)),
     };
+    let size = entry.size;
     let result = TouchResult {
         path: args.path,
         created,

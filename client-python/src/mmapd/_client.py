@@ -386,6 +386,14 @@ class Client:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
         return self._unary(self._files.Truncate, pb.TruncateRequest(path=path, size=size, create=bool(create)))
 
+    def touch(self, path: StrPath) -> pb.FileEntry:
+        """Makes ``path`` an empty file (and its folders) if it does not exist, in one call; an existing
+        file is left as it is, so a file another client made a moment ago is never cut (like
+        ``open(path, O_CREAT)``). Returns its :class:`FileEntry`.
+        """
+        request = pb.TruncateRequest(path=os.fspath(path), size=0, create=True, keep_existing=True)
+        return self._unary(self._files.Truncate, request)
+
     # -- streams -----------------------------------------------------------------
 
     def _stream_timeout(self, nbytes: int) -> float:

@@ -83,6 +83,18 @@ impl Entry {
     }
 }
 
+/// What a Truncate does about a missing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// A missing file is FileNotFoundError (`os.truncate`).
+    Never,
+    /// A missing file is made, then sized like any other.
+    IfMissing,
+    /// A missing file is made and sized; an existing one is left as it is
+    /// (`open(O_CREAT)`, `touch`).
+    OnlyNew,
+}
+
 /// Which entries a caller may see, and which folders a walk may enter.
 pub trait Visible {
     /// Whether `path` is listed.
@@ -349,26 +361,30 @@ impl Root {
         rustix::fs::renameat_with(&from_dir, from_name, &to_dir, to_name, flags).map_err(fail)
     }
 
-    /// `os.truncate`; with `create`, a missing file (and its folders) is
-    /// made first. `check` is asked before a file shrinks.
+    /// `os.truncate`, and with [`Create`] also the making of a missing
+    /// file (and its folders). `check` is asked before a file shrinks.
     pub fn truncate(
         &self,
         rel: &str,
         size: u64,
-        create: bool,
+        create: Create,
         symlinks: Symlinks,
         check: &dyn Fn(&Entry) -> Result<()>,
     ) -> Result<Entry> {
         if rel.is_empty() {
             return Err(os(Errno::ISDIR, rel));
         }
-        let opened = self.open_file_with(rel, false, create.then_some(0..0), symlinks)?;
+        let make = (create != Create::Never).then_some(0..0);
+        let opened = self.open_file_with(rel, false, make, symlinks)?;
         let stat = |file: &std::fs::File| {
             rustix::fs::fstat(file)
                 .map(|st| Entry::new(rel.to_owned(), &st, None))
                 .map_err(|e| os(e, rel))
         };
         let before = stat(&opened.file)?;
+        if create == Create::OnlyNew && !opened.created {
+            return Ok(before);
+        }
         if size < before.size {
             check(&before)?;
         }

@@ -15,7 +15,7 @@ use super::Registry;
 use crate::{
     access::{Caller, FileAction},
     error::{Error, Result},
-    paths::{Entry, Kind, Root, Visible},
+    paths::{Create, Entry, Kind, Root, Visible},
 };
 
 /// A file or folder as the Files service reports it.
@@ -214,13 +214,13 @@ impl Registry {
         Ok(())
     }
 
-    /// `os.truncate(path, size)`; with `create`, makes the file first.
+    /// `os.truncate(path, size)`, making the file first as `create` says.
     pub fn truncate_path(
         &self,
         caller: &Caller,
         path: &str,
         size: u64,
-        create: bool,
+        create: Create,
     ) -> Result<FileInfo> {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::Truncate, &rel)?;

@@ -160,14 +160,16 @@ class RenameResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class TruncateRequest(_message.Message):
-    __slots__ = ("path", "size", "create")
+    __slots__ = ("path", "size", "create", "keep_existing")
     PATH_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     CREATE_FIELD_NUMBER: _ClassVar[int]
+    KEEP_EXISTING_FIELD_NUMBER: _ClassVar[int]
     path: str
     size: int
     create: bool
-    def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ..., create: bool = ...) -> None: ...
+    keep_existing: bool
+    def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ..., create: bool = ..., keep_existing: bool = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
     __slots__ = ("client_name", "ttl_seconds")

@@ -237,7 +237,14 @@ fn rename_and_replace_say_what_os_rename_says() {
 fn truncate_grows_shrinks_creates_and_asks_before_shrinking() {
     let (tmp, root) = root();
     let base = tmp.path().join("root");
-    let t = |p: &str, size, create| root.truncate(p, size, create, Symlinks::Follow, &ok);
+    let t = |p: &str, size, create: bool| {
+        let create = if create {
+            Create::IfMissing
+        } else {
+            Create::Never
+        };
+        root.truncate(p, size, create, Symlinks::Follow, &ok)
+    };
     assert_eq!(errno(t("f", 0, false).unwrap_err()), 2);
     let made = t("n/e/f", 0, true).unwrap();
     assert_eq!((made.size, made.kind), (0, Kind::File));
@@ -249,15 +256,20 @@ fn truncate_grows_shrinks_creates_and_asks_before_shrinking() {
             name: "m".into(),
         })
     };
-    let shrink = root.truncate("n/e/f", 3, false, Symlinks::Follow, &refuse);
+    let shrink = root.truncate("n/e/f", 3, Create::Never, Symlinks::Follow, &refuse);
     assert!(matches!(shrink, Err(Error::Busy { .. })));
     // Growing asks nobody.
     assert_eq!(
-        root.truncate("n/e/f", 20, false, Symlinks::Follow, &refuse)
+        root.truncate("n/e/f", 20, Create::Never, Symlinks::Follow, &refuse)
             .unwrap()
             .size,
         20
     );
+    // Only a new file is sized when asked so; an existing one is kept.
+    let kept = root.truncate("n/e/f", 0, Create::OnlyNew, Symlinks::Follow, &refuse);
+    assert_eq!(kept.unwrap().size, 20);
+    let new = root.truncate("n/e/g", 7, Create::OnlyNew, Symlinks::Follow, &ok);
+    assert_eq!(new.unwrap().size, 7);
     assert_eq!(errno(t("n", 0, false).unwrap_err()), 21);
     assert_eq!(errno(t("", 0, false).unwrap_err()), 21);
 }
@@ -305,10 +317,16 @@ fn swapping_a_folder_for_a_symlink_out_never_leads_a_call_outside() {
         });
         for i in 0..2_000 {
             let _ = root.remove("d/victim", false, Symlinks::Follow, &ok);
-            let _ = root.truncate("d/victim", 0, false, Symlinks::Follow, &ok);
+            let _ = root.truncate("d/victim", 0, Create::Never, Symlinks::Follow, &ok);
             let _ = root.make_dir(&format!("d/new{i}"), true, Symlinks::Follow);
             let _ = root.rename("d/victim", "moved", false, Symlinks::Follow, &ok);
-            let _ = root.truncate(&format!("d/made{i}"), 1, true, Symlinks::Follow, &ok);
+            let _ = root.truncate(
+                &format!("d/made{i}"),
+                1,
+                Create::IfMissing,
+                Symlinks::Follow,
+                &ok,
+            );
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
