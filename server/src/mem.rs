@@ -13,15 +13,18 @@
 //! - every access runs inside [`Region::guarded`]. A file truncated under
 //!   the mapping (or a hole the disk cannot fill) makes the kernel send
 //!   SIGBUS; our handler (the technique of systemd's `sigbus.c`) marks the
-//!   region broken, maps anonymous zero pages over the whole region so the
-//!   access can finish, and returns. The accessor then sees the mark and
-//!   returns [`Broken`] instead of the zeros, and so does every later or
+//!   region broken, maps an anonymous zero page over the faulting page so
+//!   the access can finish, and returns. The accessor then sees the mark
+//!   and returns [`Broken`] instead of the zeros, and so does every later or
 //!   concurrent access to that region. A SIGBUS outside a guarded access
 //!   is a real bug and still kills the process.
 //!
-//! The region is zero-mapped whole rather than page by page: one fault per
-//! region instead of one per page of a large copy, and replacing whole
-//! areas never splits one, so the handler cannot run out of `vm.max_map_count`.
+//! Only the faulting page is zero-mapped, not the whole region: views of an
+//! old area may still be copying its good pages (those below a
+//! truncation), and those must stay its bytes. A large copy past the end
+//! then faults once per page, and the zero pages split the kernel's area
+//! (sequential ones merge); if the kernel has no area left for the split,
+//! the handler replaces the whole region instead, which needs none.
 //! Nothing is lost that was not already lost: the region is broken, and the
 //! pages of a shared mapping stay in the file's page cache.
 //!

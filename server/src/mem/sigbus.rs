@@ -1,8 +1,8 @@
 //! The SIGBUS guard of [`super`], after systemd's `sigbus.c`: a thread marks
 //! the region it is about to access; a fault inside that region marks it
-//! broken and maps zero pages over it so the access can finish; any other
-//! SIGBUS is a real bug and still kills the process. Part of `mem`, the one
-//! module allowed `unsafe`.
+//! broken and maps a zero page over the faulting page so the access can
+//! finish; any other SIGBUS is a real bug and still kills the process.
+//! Part of `mem`, the one module allowed `unsafe`.
 #![allow(unsafe_code)]
 
 use std::{
@@ -10,7 +10,7 @@ use std::{
     io, ptr,
     sync::{
         Once, OnceLock,
-        atomic::{AtomicBool, AtomicU64, Ordering, compiler_fence},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, compiler_fence},
     },
 };
 
@@ -23,6 +23,9 @@ static FAULTS_CAUGHT: AtomicU64 = AtomicU64::new(0);
 pub(crate) fn faults_caught() -> u64 {
     FAULTS_CAUGHT.load(Ordering::Relaxed)
 }
+
+/// The page size, read by the handler (which may not call out for it).
+static PAGE: AtomicUsize = AtomicUsize::new(4096);
 
 /// The region a thread is accessing, for the SIGBUS handler.
 #[derive(Clone, Copy)]
@@ -86,14 +89,28 @@ extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _ctx: 
         unsafe {
             (*guard.broken).store(true, Ordering::SeqCst);
             let errno = *libc::__errno_location();
-            let zeros = libc::mmap(
-                guard.start as *mut libc::c_void,
-                guard.end - guard.start,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
+            let zero_map = |at: usize, len: usize| {
+                libc::mmap(
+                    at as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            // Only the faulting page: other views of the same area may
+            // still be copying pages that are fine (below a truncation),
+            // and must keep reading their bytes, not zeros. Each further
+            // missing page faults here in turn (sequential zero pages
+            // merge into one kernel area). Should that split need an area
+            // the kernel no longer has, the whole range is replaced
+            // instead, which needs none.
+            let page = PAGE.load(Ordering::Relaxed);
+            let mut zeros = zero_map(addr & !(page - 1), page);
+            if zeros == libc::MAP_FAILED {
+                zeros = zero_map(guard.start, guard.end - guard.start);
+            }
             *libc::__errno_location() = errno;
             if zeros != libc::MAP_FAILED {
                 // Returning re-runs the access, now on the zero pages.
@@ -121,6 +138,7 @@ fn default_sigaction() -> libc::sigaction {
 pub(crate) fn setup_process() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        PAGE.store(rustix::param::page_size(), Ordering::Relaxed);
         let mut previous = default_sigaction();
         let mut action = default_sigaction();
         let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_sigbus;

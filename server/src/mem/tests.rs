@@ -392,6 +392,25 @@ fn a_truncation_under_a_view_breaks_it_without_a_crash() {
     assert_eq!(r.view(0..page()).map(drop), Err(Broken));
 }
 
+/// A fault in one view of an area zeroes only the missing page it hit:
+/// another view of the same area, over pages the file still has, keeps
+/// reading its bytes (its stream still ends in error, by the shared watch).
+#[test]
+fn a_fault_in_one_view_leaves_the_good_pages_of_its_area_intact() {
+    let f = file(8, 0x44);
+    let r = region(areas(10), &f, 8, Sharing::SharedRead);
+    let (head, head_watch) = r.view(0..page()).unwrap();
+    let (tail, _) = r.view(6 * page()..8 * page()).unwrap();
+    f.set_len(page() as u64).unwrap();
+    assert_eq!(encode(&tail), vec![0; 2 * page()]);
+    assert_eq!(
+        encode(&head),
+        vec![0x44; page()],
+        "a good page read as zeros"
+    );
+    assert!(head_watch.broke(), "the area is broken all the same");
+}
+
 #[test]
 fn bytes_outside_every_view_area_are_encoded_unguarded() {
     let heap = Bytes::from(vec![5u8; 100]);
