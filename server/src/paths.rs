@@ -6,7 +6,7 @@
 use std::{
     fs::File,
     ops::Range,
-    os::fd::OwnedFd,
+    os::{fd::OwnedFd, unix::fs::MetadataExt},
     path::{Component, Path},
 };
 
@@ -38,6 +38,8 @@ pub struct Opened {
     pub path: String,
     /// This call created the file.
     pub created: bool,
+    /// The file's `(st_dev, st_ino)`.
+    pub inode: (u64, u64),
 }
 
 impl Root {
@@ -125,6 +127,7 @@ impl Root {
         };
         let file = File::from(fd);
         let meta = file.metadata().map_err(|e| Error::os(&e, Some(&rel)))?;
+        let inode = (meta.dev(), meta.ino());
         if !meta.is_file() {
             // What mmap(2) says of a file it cannot map; a directory keeps
             // CPython's EISDIR.
@@ -147,7 +150,7 @@ impl Root {
                 .map_err(|err| with_path(err, &rel));
             if let Err(err) = sized {
                 drop(file);
-                self.remove_created(&rel);
+                self.remove_created(&rel, symlinks, inode);
                 return Err(err);
             }
         }
@@ -156,6 +159,7 @@ impl Root {
             writable,
             path: rel,
             created,
+            inode,
         })
     }
 
@@ -203,10 +207,23 @@ impl Root {
     }
 
     /// Removes a file this server created, when the Map that created it
-    /// failed. Best effort: the failure being reported matters more.
-    pub fn remove_created(&self, rel: &str) {
-        if let Err(err) = rustix::fs::unlinkat(&self.dir, rel, rustix::fs::AtFlags::empty()) {
-            tracing::warn!(path = rel, %err, "could not remove a file left by a failed Map");
+    /// failed. It is removed only if `rel` still names it (`inode`), and
+    /// the path is resolved beneath the root as the caller's were: by then
+    /// a client may have renamed a folder on the way, or put a symlink
+    /// there, and the cleanup must not remove what that leads to. Best
+    /// effort: the failure being reported matters more.
+    pub fn remove_created(&self, rel: &str, symlinks: Symlinks, inode: (u64, u64)) {
+        let removed = self.open_parent(rel, symlinks).and_then(|(parent, name)| {
+            let st = rustix::fs::statat(&parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| os(e, rel))?;
+            if (st.st_dev, st.st_ino) != inode {
+                return Err(os(Errno::NOENT, rel));
+            }
+            rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty())
+                .map_err(|e| os(e, rel))
+        });
+        if let Err(err) = removed {
+            tracing::warn!(path = rel, %err, "left the file a failed Map created (it is not where the Map made it)");
         }
     }
 
@@ -350,6 +367,34 @@ mod tests {
             "{err:?}"
         );
         assert!(!tmp.path().join("huge").exists());
+    }
+
+    /// The cleanup of a failed Map removes only the file it made, where it
+    /// made it: never what a folder renamed since, or a symlink put in its
+    /// place, now leads to.
+    #[test]
+    fn the_cleanup_of_a_failed_create_removes_only_its_own_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root_dir = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("victim"), b"keep").unwrap();
+        let root = Root::open(&root_dir).unwrap();
+        let made = root.open_file("d/victim", false, Some(0..4)).unwrap();
+        std::fs::rename(root_dir.join("d"), root_dir.join("dold")).unwrap();
+        std::os::unix::fs::symlink(&outside, root_dir.join("d")).unwrap();
+        root.remove_created("d/victim", Symlinks::Follow, made.inode);
+        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep");
+        // Another file now at the path is not ours either.
+        std::fs::remove_file(root_dir.join("d")).unwrap();
+        std::fs::create_dir(root_dir.join("d")).unwrap();
+        std::fs::write(root_dir.join("d/victim"), b"theirs").unwrap();
+        root.remove_created("d/victim", Symlinks::Follow, made.inode);
+        assert_eq!(std::fs::read(root_dir.join("d/victim")).unwrap(), b"theirs");
+        // Where it still is, it goes.
+        let again = root.open_file("e/f", false, Some(0..4)).unwrap();
+        root.remove_created("e/f", Symlinks::Follow, again.inode);
+        assert!(!root_dir.join("e/f").exists());
     }
 
     #[test]

@@ -160,7 +160,11 @@ impl Root {
 
     /// Opens the folder holding `rel`, beneath the root, and returns it
     /// with `rel`'s last name.
-    fn open_parent<'a>(&self, rel: &'a str, symlinks: Symlinks) -> Result<(OwnedFd, &'a str)> {
+    pub(super) fn open_parent<'a>(
+        &self,
+        rel: &'a str,
+        symlinks: Symlinks,
+    ) -> Result<(OwnedFd, &'a str)> {
         let (parent, name) = rel.rsplit_once('/').unwrap_or((".", rel));
         let fd = self
             .open_at(

@@ -52,10 +52,10 @@ impl Registry {
                     create,
                     args.caller.symlinks(),
                 )?;
-                if opened.created {
-                    created = Some(opened.path.clone());
-                }
                 let symlinks = args.caller.symlinks();
+                if opened.created {
+                    created = Some((opened.path.clone(), symlinks, opened.inode));
+                }
                 let group = match self.file_group(&opened.file, &opened.path, symlinks) {
                     Ok(group) => group,
                     Err(err) => {
@@ -113,9 +113,9 @@ impl Registry {
         }
     }
 
-    fn remove_created(&self, created: Option<String>) {
-        if let Some(path) = created {
-            self.root.remove_created(&path);
+    fn remove_created(&self, created: Option<(String, Symlinks, (u64, u64))>) {
+        if let Some((path, symlinks, inode)) = created {
+            self.root.remove_created(&path, symlinks, inode);
         }
     }
 
