@@ -622,3 +622,47 @@ async fn a_folder_swapped_for_a_link_out_never_leads_a_call_outside() {
     );
     assert!(!server.path("stolen").exists());
 }
+
+/// Folders nested past `max_tree_depth` are refused by the walks (each
+/// level costs the server a stack frame and an open folder), with the
+/// limit named and reported by GetServerInfo; nothing is removed.
+#[tokio::test]
+async fn walks_refuse_trees_deeper_than_the_limit() {
+    let server = TestServer::start_with(|c| c.limits.max_tree_depth = 3).await;
+    let (_, mut admin) = server.clients().await;
+    let info = admin
+        .get_server_info(pb::GetServerInfoRequest {})
+        .await
+        .unwrap();
+    assert_eq!(info.into_inner().limits.unwrap().max_tree_depth, 3);
+    let mut f = files(&server).await;
+    mkdir(&mut f, "a/b/c/d/e", true).await.unwrap();
+    let quota = |status: Status| {
+        let md = assert_error(
+            &status,
+            Code::ResourceExhausted,
+            "QUOTA_EXCEEDED",
+            "max_tree_depth limit of 3 reached",
+        );
+        assert_eq!(
+            (md["limit"].as_str(), md["value"].as_str()),
+            ("max_tree_depth", "3")
+        );
+    };
+    quota(f.list(list("", true)).await.unwrap_err());
+    quota(remove(&mut f, "a", true).await.unwrap_err());
+    assert!(server.path("a/b/c/d/e").is_dir(), "nothing removed");
+    // Three levels below the folder named are fine, and the token may not
+    // be longer than a path.
+    assert_eq!(
+        paths(&mut f, list("a/b", true)).await,
+        ["a/b/c", "a/b/c/d", "a/b/c/d/e"]
+    );
+    let req = pb::ListRequest {
+        page_token: "x".repeat(5_000),
+        ..list("", false)
+    };
+    let status = f.list(req).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(remove(&mut f, "a/b", true).await.unwrap(), 4);
+}

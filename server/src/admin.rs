@@ -59,6 +59,7 @@ fn limits_to_pb(l: &Limits, shutdown_grace: Duration) -> pb::ServerLimits {
         keepalive_timeout_seconds: secs(l.keepalive_timeout),
         max_page_size: l.max_page_size,
         shutdown_grace_seconds: secs(shutdown_grace),
+        max_tree_depth: l.max_tree_depth,
     }
 }
 

@@ -51,8 +51,12 @@ pub struct Limits {
     pub keepalive_interval: Duration,
     /// How long a ping may go unanswered before the connection is dropped.
     pub keepalive_timeout: Duration,
-    /// Largest page of ListSessions and ListMappings.
+    /// Largest page of ListSessions, ListMappings and Files.List.
     pub max_page_size: u32,
+    /// Deepest folder a recursive List or Remove walks into: a walk holds
+    /// a folder fd and a stack frame per level, and a client can nest
+    /// folders without end (mkdir -p, then mv the top into the bottom).
+    pub max_tree_depth: u32,
 }
 
 /// Facts about the machine the defaults are derived from.
@@ -123,6 +127,7 @@ impl Limits {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             max_page_size: 1_000,
+            max_tree_depth: 256,
         }
     }
 

@@ -162,9 +162,13 @@ struct LimitArgs {
     /// Seconds a keepalive ping may go unanswered [default: 10].
     #[arg(long, env = "MMAPD_KEEPALIVE_TIMEOUT")]
     keepalive_timeout: Option<u64>,
-    /// Largest page of ListSessions and ListMappings [default: 1000].
+    /// Largest page of ListSessions, ListMappings and Files.List [default: 1000].
     #[arg(long, env = "MMAPD_MAX_PAGE_SIZE")]
     max_page_size: Option<u32>,
+    /// Deepest folder a recursive List or Remove walks into, 1 to 1024
+    /// (each level is a stack frame and an open folder) [default: 256].
+    #[arg(long, env = "MMAPD_MAX_TREE_DEPTH", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_tree_depth: Option<u32>,
 }
 
 impl LimitArgs {
@@ -200,6 +204,7 @@ impl LimitArgs {
         set(&mut l.keepalive_interval, secs(self.keepalive_interval));
         set(&mut l.keepalive_timeout, secs(self.keepalive_timeout));
         set(&mut l.max_page_size, self.max_page_size);
+        set(&mut l.max_tree_depth, self.max_tree_depth);
     }
 }
 

@@ -179,12 +179,14 @@ impl Root {
     /// One page of the entries beneath the folder `rel` (the whole tree
     /// with `recursive`), in path order, after the path `after`, at most
     /// `limit` of them.
+    #[allow(clippy::too_many_arguments)] // one page's parameters; a struct would only rename them
     pub fn list(
         &self,
         rel: &str,
         recursive: bool,
         after: &str,
         limit: usize,
+        max_depth: u32,
         symlinks: Symlinks,
         visible: &dyn Visible,
     ) -> Result<Listed> {
@@ -204,10 +206,11 @@ impl Root {
             recursive,
             after,
             limit: limit.max(1),
+            max_depth,
             visible,
             out: Vec::new(),
         };
-        walk.dir(self, dir, &prefix)?;
+        walk.dir(self, dir, &prefix, 0)?;
         let more = walk.out.len() > walk.limit;
         walk.out.truncate(walk.limit);
         Ok(Listed {
@@ -252,6 +255,7 @@ impl Root {
         &self,
         rel: &str,
         recursive: bool,
+        max_depth: u32,
         symlinks: Symlinks,
         check: &dyn Fn(&Entry) -> Result<()>,
     ) -> Result<u64> {
@@ -270,8 +274,10 @@ impl Root {
             return Ok(1);
         }
         let dir = open_child(&parent, name).map_err(|e| os(e, rel))?;
-        self.check_tree(&dir, rel, check)?;
-        let removed = self.remove_tree(&dir, rel)?;
+        // The check walks as deep as the removal will, so a tree too deep
+        // is refused before anything goes.
+        self.check_tree(&dir, rel, 0, max_depth, check)?;
+        let removed = self.remove_tree(&dir, rel, 0, max_depth)?;
         rustix::fs::unlinkat(&parent, name, AtFlags::REMOVEDIR).map_err(|e| os(e, rel))?;
         Ok(removed + 1)
     }
@@ -280,6 +286,8 @@ impl Root {
         &self,
         dir: &OwnedFd,
         path: &str,
+        depth: u32,
+        max_depth: u32,
         check: &dyn Fn(&Entry) -> Result<()>,
     ) -> Result<()> {
         for name in read_names(dir, path)? {
@@ -290,14 +298,15 @@ impl Root {
             };
             check(&entry)?;
             if entry.kind == Kind::Dir {
+                too_deep(depth, max_depth)?;
                 let sub = open_child(dir, &name).map_err(|e| os(e, &child))?;
-                self.check_tree(&sub, &child, check)?;
+                self.check_tree(&sub, &child, depth + 1, max_depth, check)?;
             }
         }
         Ok(())
     }
 
-    fn remove_tree(&self, dir: &OwnedFd, path: &str) -> Result<u64> {
+    fn remove_tree(&self, dir: &OwnedFd, path: &str, depth: u32, max_depth: u32) -> Result<u64> {
         let mut removed = 0;
         for name in read_names(dir, path)? {
             let child = format!("{path}/{name}");
@@ -307,8 +316,10 @@ impl Root {
                 Err(e) => return Err(os(e, &child)),
             };
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                // Checked already, but the tree may have grown since.
+                too_deep(depth, max_depth)?;
                 let sub = open_child(dir, &name).map_err(|e| os(e, &child))?;
-                removed += self.remove_tree(&sub, &child)?;
+                removed += self.remove_tree(&sub, &child, depth + 1, max_depth)?;
                 rustix::fs::unlinkat(dir, name.as_str(), AtFlags::REMOVEDIR)
             } else {
                 rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty())
@@ -409,6 +420,7 @@ struct Walk<'a> {
     recursive: bool,
     after: &'a str,
     limit: usize,
+    max_depth: u32,
     visible: &'a dyn Visible,
     out: Vec<Entry>,
 }
@@ -419,7 +431,7 @@ impl Walk<'_> {
     /// plus "/", which is where they fall in plain string order ("a" <
     /// "a.txt" < "a/x"), so the walk yields exact path order and can skip
     /// whole subtrees that lie before the page.
-    fn dir(&mut self, root: &Root, dir: OwnedFd, prefix: &str) -> Result<()> {
+    fn dir(&mut self, root: &Root, dir: OwnedFd, prefix: &str, depth: u32) -> Result<()> {
         enum Item {
             Entry(Entry),
             Tree(String),
@@ -456,13 +468,14 @@ impl Walk<'_> {
                     if before_page || !self.visible.enters(key.trim_end_matches('/')) {
                         continue;
                     }
+                    too_deep(depth, self.max_depth)?;
                     let sub = match open_child(&dir, &name) {
                         Ok(sub) => sub,
                         // Removed or replaced since it was read.
                         Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
                         Err(e) => return Err(os(e, &key)),
                     };
-                    self.dir(root, sub, &key)?;
+                    self.dir(root, sub, &key, depth + 1)?;
                     if self.out.len() > self.limit {
                         return Ok(());
                     }
@@ -471,6 +484,17 @@ impl Walk<'_> {
         }
         Ok(())
     }
+}
+
+/// Refuses to go below `depth` when that is the deepest a walk may go.
+fn too_deep(depth: u32, max_depth: u32) -> Result<()> {
+    if depth >= max_depth {
+        return Err(Error::Quota {
+            limit: "max_tree_depth",
+            value: max_depth.into(),
+        });
+    }
+    Ok(())
 }
 
 /// Opens the sub-folder `name` of `dir` for reading, never through a

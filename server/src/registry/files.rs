@@ -140,11 +140,16 @@ impl Registry {
     ) -> Result<FilesPage> {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::List, &rel)?;
+        // A token is a path the last page ended on.
+        if token.len() > self.limits.max_path_length as usize {
+            return Err(Error::Protocol("invalid page_token".into()));
+        }
         let listed = self.root.list(
             &rel,
             recursive,
             token,
             self.page_size(page_size),
+            self.limits.max_tree_depth,
             caller.symlinks(),
             &Shows(caller),
         )?;
@@ -181,9 +186,13 @@ impl Registry {
         caller.check_file(FileAction::Remove, &rel)?;
         let groups = self.groups.lock();
         let used = Self::in_use(&groups);
-        let removed = self
-            .root
-            .remove(&rel, recursive, caller.symlinks(), &|e| used.check(e))?;
+        let removed = self.root.remove(
+            &rel,
+            recursive,
+            self.limits.max_tree_depth,
+            caller.symlinks(),
+            &|e| used.check(e),
+        )?;
         drop(groups);
         tracing::info!(
             path = rel,

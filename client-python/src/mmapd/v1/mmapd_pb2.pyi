@@ -704,7 +704,7 @@ class ServerInfo(_message.Message):
     def __init__(self, version: _Optional[str] = ..., page_size: _Optional[int] = ..., allocation_granularity: _Optional[int] = ..., default_chunk_size: _Optional[int] = ..., max_chunk_size: _Optional[int] = ..., max_message_size: _Optional[int] = ..., default_ttl_seconds: _Optional[int] = ..., sessions: _Optional[int] = ..., mappings: _Optional[int] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., anonymous_bytes: _Optional[int] = ..., connections: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_anonymous_bytes", "max_mapping_length", "max_sessions", "max_handles_per_session", "max_mappings", "max_map_areas", "max_name_length", "max_client_name_length", "max_path_length", "max_inflight_bytes", "max_streams_per_connection", "max_stream_buffer_bytes", "max_connections", "idle_timeout_seconds", "keepalive_interval_seconds", "keepalive_timeout_seconds", "max_page_size", "shutdown_grace_seconds")
+    __slots__ = ("max_anonymous_bytes", "max_mapping_length", "max_sessions", "max_handles_per_session", "max_mappings", "max_map_areas", "max_name_length", "max_client_name_length", "max_path_length", "max_inflight_bytes", "max_streams_per_connection", "max_stream_buffer_bytes", "max_connections", "idle_timeout_seconds", "keepalive_interval_seconds", "keepalive_timeout_seconds", "max_page_size", "shutdown_grace_seconds", "max_tree_depth")
     MAX_ANONYMOUS_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_MAPPING_LENGTH_FIELD_NUMBER: _ClassVar[int]
     MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -723,6 +723,7 @@ class ServerLimits(_message.Message):
     KEEPALIVE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TREE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     max_anonymous_bytes: int
     max_mapping_length: int
     max_sessions: int
@@ -741,7 +742,8 @@ class ServerLimits(_message.Message):
     keepalive_timeout_seconds: int
     max_page_size: int
     shutdown_grace_seconds: int
-    def __init__(self, max_anonymous_bytes: _Optional[int] = ..., max_mapping_length: _Optional[int] = ..., max_sessions: _Optional[int] = ..., max_handles_per_session: _Optional[int] = ..., max_mappings: _Optional[int] = ..., max_map_areas: _Optional[int] = ..., max_name_length: _Optional[int] = ..., max_client_name_length: _Optional[int] = ..., max_path_length: _Optional[int] = ..., max_inflight_bytes: _Optional[int] = ..., max_streams_per_connection: _Optional[int] = ..., max_stream_buffer_bytes: _Optional[int] = ..., max_connections: _Optional[int] = ..., idle_timeout_seconds: _Optional[int] = ..., keepalive_interval_seconds: _Optional[int] = ..., keepalive_timeout_seconds: _Optional[int] = ..., max_page_size: _Optional[int] = ..., shutdown_grace_seconds: _Optional[int] = ...) -> None: ...
+    max_tree_depth: int
+    def __init__(self, max_anonymous_bytes: _Optional[int] = ..., max_mapping_length: _Optional[int] = ..., max_sessions: _Optional[int] = ..., max_handles_per_session: _Optional[int] = ..., max_mappings: _Optional[int] = ..., max_map_areas: _Optional[int] = ..., max_name_length: _Optional[int] = ..., max_client_name_length: _Optional[int] = ..., max_path_length: _Optional[int] = ..., max_inflight_bytes: _Optional[int] = ..., max_streams_per_connection: _Optional[int] = ..., max_stream_buffer_bytes: _Optional[int] = ..., max_connections: _Optional[int] = ..., idle_timeout_seconds: _Optional[int] = ..., keepalive_interval_seconds: _Optional[int] = ..., keepalive_timeout_seconds: _Optional[int] = ..., max_page_size: _Optional[int] = ..., shutdown_grace_seconds: _Optional[int] = ..., max_tree_depth: _Optional[int] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")

@@ -18,6 +18,21 @@ fn errno(err: Error) -> i32 {
     }
 }
 
+/// The walks' depth limit in these tests.
+const DEPTH: u32 = 8;
+
+impl Root {
+    fn remove_at(
+        &self,
+        rel: &str,
+        recursive: bool,
+        symlinks: Symlinks,
+        check: &dyn Fn(&Entry) -> Result<()>,
+    ) -> Result<u64> {
+        self.remove(rel, recursive, DEPTH, symlinks, check)
+    }
+}
+
 fn ok(_: &Entry) -> Result<()> {
     Ok(())
 }
@@ -41,7 +56,7 @@ fn listings_are_in_path_order_and_page_without_gaps() {
     let base = tmp.path().join("root");
     tree(&base);
     let all = root
-        .list("", true, "", 100, Symlinks::Follow, &All)
+        .list("", true, "", 100, DEPTH, Symlinks::Follow, &All)
         .unwrap();
     let expected = [
         "a", "a-z", "a-z/q", "a.txt", "a/b", "a/b/y", "a/x", "c", "c/z",
@@ -54,7 +69,7 @@ fn listings_are_in_path_order_and_page_without_gaps() {
         let mut after = String::new();
         loop {
             let page = root
-                .list("", true, &after, size, Symlinks::Follow, &All)
+                .list("", true, &after, size, DEPTH, Symlinks::Follow, &All)
                 .unwrap();
             assert!(page.entries.len() <= size);
             seen.extend(page.entries.iter().map(|e| e.path.clone()));
@@ -66,11 +81,11 @@ fn listings_are_in_path_order_and_page_without_gaps() {
         assert_eq!(seen, expected, "page size {size}");
     }
     let top = root
-        .list("", false, "", 100, Symlinks::Follow, &All)
+        .list("", false, "", 100, DEPTH, Symlinks::Follow, &All)
         .unwrap();
     assert_eq!(paths(&top), ["a", "a-z", "a.txt", "c"]);
     let sub = root
-        .list("a", true, "", 100, Symlinks::Follow, &All)
+        .list("a", true, "", 100, DEPTH, Symlinks::Follow, &All)
         .unwrap();
     assert_eq!(paths(&sub), ["a/b", "a/b/y", "a/x"]);
     let kinds: Vec<Kind> = sub.entries.iter().map(|e| e.kind).collect();
@@ -82,7 +97,7 @@ fn listings_are_in_path_order_and_page_without_gaps() {
 fn listing_a_file_or_a_missing_folder_is_python_s_error() {
     let (tmp, root) = root();
     tree(&tmp.path().join("root"));
-    let list = |p: &str| root.list(p, false, "", 10, Symlinks::Follow, &All);
+    let list = |p: &str| root.list(p, false, "", 10, DEPTH, Symlinks::Follow, &All);
     assert_eq!(errno(list("a.txt").unwrap_err()), 20);
     assert_eq!(errno(list("nope").unwrap_err()), 2);
 }
@@ -96,14 +111,14 @@ fn walks_list_symlinks_without_following_them() {
     symlink("d", base.join("link")).unwrap();
     symlink(tmp.path(), base.join("out")).unwrap();
     let all = root
-        .list("", true, "", 100, Symlinks::Follow, &All)
+        .list("", true, "", 100, DEPTH, Symlinks::Follow, &All)
         .unwrap();
     assert_eq!(paths(&all), ["d", "d/f", "link", "out"]);
     assert_eq!(all.entries[2].kind, Kind::Symlink);
     assert_eq!(all.entries[2].target.as_deref(), Some("d"));
     // Listing through a link out of the root is an escape.
     let err = root
-        .list("out", false, "", 10, Symlinks::Follow, &All)
+        .list("out", false, "", 10, DEPTH, Symlinks::Follow, &All)
         .unwrap_err();
     assert!(matches!(err, Error::PathEscape(_)), "{err:?}");
     // Stat follows a link inside the root and refuses one out of it.
@@ -161,22 +176,34 @@ fn remove_takes_files_links_and_empty_folders_and_trees_when_asked() {
     tree(&base);
     symlink(tmp.path(), base.join("out")).unwrap();
     // The link goes, not what it points at.
-    assert_eq!(root.remove("out", false, Symlinks::Follow, &ok).unwrap(), 1);
+    assert_eq!(
+        root.remove_at("out", false, Symlinks::Follow, &ok).unwrap(),
+        1
+    );
     assert!(tmp.path().join("root").exists());
     assert_eq!(
-        errno(root.remove("a", false, Symlinks::Follow, &ok).unwrap_err()),
+        errno(
+            root.remove_at("a", false, Symlinks::Follow, &ok)
+                .unwrap_err()
+        ),
         39
     );
-    assert_eq!(root.remove("a", true, Symlinks::Follow, &ok).unwrap(), 4);
+    assert_eq!(root.remove_at("a", true, Symlinks::Follow, &ok).unwrap(), 4);
     assert!(!base.join("a").exists());
     assert_eq!(
-        errno(root.remove("a", true, Symlinks::Follow, &ok).unwrap_err()),
+        errno(
+            root.remove_at("a", true, Symlinks::Follow, &ok)
+                .unwrap_err()
+        ),
         2
     );
     fs::remove_file(base.join("c/z")).unwrap();
-    assert_eq!(root.remove("c", false, Symlinks::Follow, &ok).unwrap(), 1);
     assert_eq!(
-        errno(root.remove("", true, Symlinks::Follow, &ok).unwrap_err()),
+        root.remove_at("c", false, Symlinks::Follow, &ok).unwrap(),
+        1
+    );
+    assert_eq!(
+        errno(root.remove_at("", true, Symlinks::Follow, &ok).unwrap_err()),
         22
     );
 }
@@ -194,7 +221,7 @@ fn a_refused_entry_anywhere_in_a_tree_removes_nothing() {
         _ => Ok(()),
     };
     let err = root
-        .remove("a", true, Symlinks::Follow, &refuse_y)
+        .remove_at("a", true, Symlinks::Follow, &refuse_y)
         .unwrap_err();
     assert!(
         matches!(err, Error::Busy { ref path, .. } if path == "a/b/y"),
@@ -274,6 +301,39 @@ fn truncate_grows_shrinks_creates_and_asks_before_shrinking() {
     assert_eq!(errno(t("", 0, false).unwrap_err()), 21);
 }
 
+/// However deep a client nests folders, a walk stops at the limit with
+/// QUOTA_EXCEEDED (it holds an fd and a stack frame per level), and a
+/// removal that would pass it removes nothing.
+#[test]
+fn walks_stop_at_the_depth_limit() {
+    let (tmp, root) = root();
+    let base = tmp.path().join("root");
+    // d0/d1/.../d9: nine levels below d0, eight below d1.
+    let deep = (0..=DEPTH + 1)
+        .map(|i| format!("d{i}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    fs::create_dir_all(base.join(&deep)).unwrap();
+    let quota = |r: Result<Listed>| match r {
+        Err(Error::Quota { limit, value }) => assert_eq!((limit, value), ("max_tree_depth", 8)),
+        other => panic!("{other:?}"),
+    };
+    quota(root.list("", true, "", 1000, DEPTH, Symlinks::Follow, &All));
+    match root.remove_at("d0", true, Symlinks::Follow, &ok) {
+        Err(Error::Quota { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(base.join(&deep).is_dir(), "nothing removed");
+    quota(root.list("d0", true, "", 1000, DEPTH, Symlinks::Follow, &All));
+    // Eight levels below the folder named are fine.
+    let listed = root.list("d0/d1", true, "", 1000, DEPTH, Symlinks::Follow, &All);
+    assert_eq!(listed.unwrap().entries.len(), DEPTH as usize);
+    let removed = root
+        .remove_at("d0/d1", true, Symlinks::Follow, &ok)
+        .unwrap();
+    assert_eq!(removed, u64::from(DEPTH) + 1);
+}
+
 #[test]
 fn the_root_is_named_by_empty_and_dot_paths_only() {
     for root in ["", ".", "./", "./."] {
@@ -316,7 +376,7 @@ fn swapping_a_folder_for_a_symlink_out_never_leads_a_call_outside() {
             }
         });
         for i in 0..2_000 {
-            let _ = root.remove("d/victim", false, Symlinks::Follow, &ok);
+            let _ = root.remove_at("d/victim", false, Symlinks::Follow, &ok);
             let _ = root.truncate("d/victim", 0, Create::Never, Symlinks::Follow, &ok);
             let _ = root.make_dir(&format!("d/new{i}"), true, Symlinks::Follow);
             let _ = root.rename("d/victim", "moved", false, Symlinks::Follow, &ok);
