@@ -666,3 +666,37 @@ async fn walks_refuse_trees_deeper_than_the_limit() {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(remove(&mut f, "a/b", true).await.unwrap(), 4);
 }
+
+/// The folders on a mapped file's path are held by inode, not by the path
+/// string it was mapped by: moving them under another name, or through a
+/// symlink, is MAPPING_BUSY too.
+#[tokio::test]
+async fn folders_of_a_mapped_file_are_busy_under_every_name() {
+    let server = TestServer::start().await;
+    std::fs::create_dir_all(server.path("d/sub")).unwrap();
+    std::fs::write(server.path("d/sub/f"), [1u8; 4096]).unwrap();
+    symlink("d", server.path("link")).unwrap();
+    let mut fx = Fixture::on(server).await;
+    let mut f = files(&fx.server).await;
+    let handle = fx.map_file("link/sub/f", Access::Write).await;
+    let busy = |status: Status| {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert!(
+            status
+                .message()
+                .contains("is used by mapping \"link/sub/f\""),
+            "{status:?}"
+        );
+    };
+    busy(rename(&mut f, "d/sub", "y", false).await.unwrap_err());
+    busy(rename(&mut f, "link/sub", "y", false).await.unwrap_err());
+    busy(rename(&mut f, "d", "e", false).await.unwrap_err());
+    busy(remove(&mut f, "d", true).await.unwrap_err());
+    busy(remove(&mut f, "link/sub", true).await.unwrap_err());
+    assert!(stat(&mut f, "d").await.unwrap().mapped);
+    assert!(fx.server.path("d/sub/f").exists());
+    // The link itself is only a name; the folders behind it stay put.
+    rename(&mut f, "link", "link2", false).await.unwrap();
+    fx.c.close(rq::close(&handle)).await.unwrap();
+    rename(&mut f, "d/sub", "y", false).await.unwrap();
+}

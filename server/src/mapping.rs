@@ -82,6 +82,10 @@ pub enum Backing {
 #[derive(Debug, Default)]
 pub struct FileGroup {
     members: Mutex<Vec<Weak<Mapping>>>,
+    /// The folders (inodes) on the paths the file was mapped by: a Files
+    /// call may not remove or rename them while the group lives, whatever
+    /// path (or symlink) it names them by.
+    folders: Mutex<Vec<(u64, u64)>>,
 }
 
 impl FileGroup {
@@ -92,6 +96,21 @@ impl FileGroup {
             .iter()
             .filter_map(Weak::upgrade)
             .collect()
+    }
+
+    /// Adds the folders on one more path the file is mapped by.
+    pub fn add_folders(&self, folders: impl IntoIterator<Item = (u64, u64)>) {
+        let mut held = self.folders.lock();
+        for folder in folders {
+            if !held.contains(&folder) {
+                held.push(folder);
+            }
+        }
+    }
+
+    /// The folders on the paths the file is mapped by.
+    pub fn folders(&self) -> Vec<(u64, u64)> {
+        self.folders.lock().clone()
     }
 }
 

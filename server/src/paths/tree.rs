@@ -407,6 +407,24 @@ impl Root {
         stat(&opened.file)
     }
 
+    /// The inodes of the folders on the way to `rel` (the root not
+    /// counted), resolved as an open of `rel` would resolve them. One that
+    /// cannot be opened is left out: the Map that asks has just opened
+    /// `rel` through all of them.
+    pub fn folders_of(&self, rel: &str, symlinks: Symlinks) -> Vec<(u64, u64)> {
+        let Some((parents, _)) = rel.rsplit_once('/') else {
+            return Vec::new();
+        };
+        let mut end = 0;
+        parents
+            .split('/')
+            .filter_map(|name| {
+                end += name.len() + usize::from(end > 0);
+                self.stat(&parents[..end], symlinks).ok().map(|e| e.inode)
+            })
+            .collect()
+    }
+
     /// Whether `rel` still names the inode `inode`: a Map checks this
     /// after it registered its file, so a Remove or Rename that raced it
     /// is noticed.

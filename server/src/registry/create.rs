@@ -139,11 +139,16 @@ impl Registry {
                 path: Some(path.to_owned()),
             });
         }
+        // Registered under the same lock, so a folder rename cannot slip
+        // between this Map's open and its mapping going live.
+        let folders = self.root.folders_of(path, symlinks);
         groups.retain(|_, g| g.strong_count() > 0);
         if let Some(group) = groups.get(&key).and_then(Weak::upgrade) {
+            group.add_folders(folders);
             return Ok(group);
         }
         let group = Arc::new(FileGroup::default());
+        group.add_folders(folders);
         groups.insert(key, Arc::downgrade(&group));
         Ok(group)
     }

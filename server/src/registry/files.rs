@@ -42,8 +42,10 @@ struct InUse {
     /// Inode → the name of a mapping of it. A group whose Map is still
     /// being made counts too.
     inodes: HashMap<(u64, u64), String>,
-    /// (path, name) of every live file mapping.
-    paths: Vec<(String, String)>,
+    /// Folder inode → the name of a mapping of a file beneath it.
+    folders: HashMap<(u64, u64), String>,
+    /// Whether any file is mapped (the root holds it).
+    any: bool,
 }
 
 impl InUse {
@@ -51,16 +53,8 @@ impl InUse {
     fn user(&self, entry: &Entry) -> Option<&str> {
         match entry.kind {
             Kind::File => self.inodes.get(&entry.inode).map(String::as_str),
-            Kind::Dir => {
-                let inside = match entry.path.as_str() {
-                    "" => String::new(),
-                    path => format!("{path}/"),
-                };
-                self.paths
-                    .iter()
-                    .find(|(path, _)| path.starts_with(&inside))
-                    .map(|(_, name)| name.as_str())
-            }
+            Kind::Dir if entry.path.is_empty() => self.any.then_some("(any)"),
+            Kind::Dir => self.folders.get(&entry.inode).map(String::as_str),
             Kind::Symlink | Kind::Other => None,
         }
     }
@@ -107,13 +101,11 @@ impl Registry {
             let name = live
                 .first()
                 .map_or_else(|| "(being mapped)".to_owned(), |m| m.name().to_owned());
-            used.inodes.insert(*inode, name);
-            for mapping in live {
-                if let Some(path) = mapping.path() {
-                    used.paths
-                        .push((path.to_owned(), mapping.name().to_owned()));
-                }
+            for folder in group.folders() {
+                used.folders.entry(folder).or_insert_with(|| name.clone());
             }
+            used.inodes.insert(*inode, name);
+            used.any = true;
         }
         used
     }
