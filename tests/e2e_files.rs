@@ -700,3 +700,74 @@ async fn folders_of_a_mapped_file_are_busy_under_every_name() {
     fx.c.close(rq::close(&handle)).await.unwrap();
     rename(&mut f, "d/sub", "y", false).await.unwrap();
 }
+
+/// A trailing `/` wants a folder and a last `.` names one by itself, as
+/// the kernel reads them for Python's `os` calls (checked with python3):
+/// the same errno for each spelling, and nothing changed.
+#[tokio::test]
+async fn path_spellings_say_what_os_says() {
+    let server = TestServer::start().await;
+    std::fs::write(server.path("f"), b"data").unwrap();
+    std::fs::create_dir(server.path("d")).unwrap();
+    std::fs::create_dir(server.path("e")).unwrap();
+    symlink("d", server.path("dl")).unwrap();
+    std::fs::create_dir(server.path("fifo-dir")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        server.path("fifo-dir/p"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    symlink("nowhere", server.path("dangling")).unwrap();
+    let mut f = files(&server).await;
+    let errno = |status: Status| {
+        let md = assert_error(&status, status.code(), "OS_ERROR", status.message());
+        md["errno"].parse::<i32>().unwrap()
+    };
+    assert_eq!(
+        errno(truncate(&mut f, "f/", 0, false).await.unwrap_err()),
+        20
+    );
+    assert_eq!(
+        errno(truncate(&mut f, "d/", 0, false).await.unwrap_err()),
+        21
+    );
+    assert_eq!(
+        errno(truncate(&mut f, "new/", 0, true).await.unwrap_err()),
+        21
+    );
+    assert_eq!(
+        errno(truncate(&mut f, "fifo-dir/p", 0, false).await.unwrap_err()),
+        22
+    );
+    assert_eq!(errno(stat(&mut f, "f/").await.unwrap_err()), 20);
+    assert_eq!(stat(&mut f, "dl/").await.unwrap().kind(), FileKind::Dir);
+    assert_eq!(stat(&mut f, "d/.").await.unwrap().kind(), FileKind::Dir);
+    assert_eq!(errno(remove(&mut f, "f/", false).await.unwrap_err()), 20);
+    assert_eq!(errno(remove(&mut f, "dl/", false).await.unwrap_err()), 20);
+    assert_eq!(errno(remove(&mut f, "e/.", false).await.unwrap_err()), 22);
+    assert_eq!(
+        errno(rename(&mut f, "f/", "g", false).await.unwrap_err()),
+        20
+    );
+    assert_eq!(
+        errno(rename(&mut f, "d/.", "x", false).await.unwrap_err()),
+        16
+    );
+    assert_eq!(
+        errno(rename(&mut f, "dl/", "x2", false).await.unwrap_err()),
+        20
+    );
+    assert_eq!(
+        errno(mkdir(&mut f, "dangling", true).await.unwrap_err()),
+        17
+    );
+    assert!(!server.path("new").exists() && !server.path("g").exists());
+    assert_eq!(std::fs::read(server.path("f")).unwrap(), b"data");
+    assert!(server.path("e").is_dir() && server.path("dl").is_symlink());
+    // The plain spellings still work.
+    assert_eq!(remove(&mut f, "e/", false).await.unwrap(), 1);
+    rename(&mut f, "d/", "d2", false).await.unwrap();
+}

@@ -190,14 +190,23 @@ impl Root {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => {
                     let at = parent.as_ref().unwrap_or(&self.dir);
-                    match rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o755)) {
-                        Ok(()) => made = true,
-                        // Another call made it first.
-                        Err(Errno::EXIST) => {}
+                    let exists = match rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o755)) {
+                        Ok(()) => {
+                            made = true;
+                            false
+                        }
+                        // Another call made it first, or a dangling symlink
+                        // holds the name.
+                        Err(Errno::EXIST) => true,
                         Err(e) => return Err(os(e, prefix)),
-                    }
+                    };
                     self.open_at(prefix, folder, symlinks)
-                        .map_err(|e| os(e, prefix))?
+                        .map_err(|e| match e {
+                            // The name exists but leads nowhere: what
+                            // `os.makedirs` says of it.
+                            Errno::NOENT if exists => os(Errno::EXIST, prefix),
+                            e => os(e, prefix),
+                        })?
                 }
                 Err(e) => return Err(os(e, prefix)),
             };

@@ -147,6 +147,15 @@ impl Root {
         Ok(Entry::new(rel.to_owned(), &st, None))
     }
 
+    /// `os.lstat`: a symlink as the last name is described, not followed.
+    pub fn lstat(&self, rel: &str, symlinks: Symlinks) -> Result<Entry> {
+        if rel.is_empty() {
+            return self.stat(rel, symlinks);
+        }
+        let (parent, name) = self.open_parent(rel, symlinks)?;
+        self.lstat_in(&parent, name, rel)
+    }
+
     /// `os.lstat` of a name inside an opened folder.
     fn lstat_in(&self, dir: &OwnedFd, name: &str, path: &str) -> Result<Entry> {
         let st =
@@ -340,13 +349,12 @@ impl Root {
         symlinks: Symlinks,
         check: &dyn Fn(&Entry) -> Result<()>,
     ) -> Result<()> {
-        let fail = |errno: Errno| match errno {
-            Errno::XDEV => Error::PathEscape(from.to_owned()),
-            errno => Error::Rename {
-                errno: errno.raw_os_error(),
-                from: from.to_owned(),
-                to: to.to_owned(),
-            },
+        // An escape is found when a folder is opened (PATH_ESCAPE, naming
+        // its side); EXDEV from the rename itself is a mount inside the root.
+        let fail = |errno: Errno| Error::Rename {
+            errno: errno.raw_os_error(),
+            from: from.to_owned(),
+            to: to.to_owned(),
         };
         let relabel = |err: Error| {
             if let Error::Os { errno, .. } = err {
@@ -390,7 +398,17 @@ impl Root {
             return Err(os(Errno::ISDIR, rel));
         }
         let make = (create != Create::Never).then_some(0..0);
-        let opened = self.open_file_with(rel, false, make, symlinks)?;
+        let opened = self
+            .open_file_with(rel, false, make, symlinks)
+            .map_err(|mut err| {
+                // Map's word for a FIFO or device; `os.truncate` says EINVAL.
+                if let Error::Os { errno, .. } = &mut err
+                    && *errno == Errno::NODEV.raw_os_error()
+                {
+                    *errno = Errno::INVAL.raw_os_error();
+                }
+                err
+            })?;
         let stat = |file: &std::fs::File| {
             rustix::fs::fstat(file)
                 .map(|st| Entry::new(rel.to_owned(), &st, None))

@@ -77,6 +77,40 @@ impl InUse {
     }
 }
 
+/// What a path's spelling asks beyond the name it normalizes to, as the
+/// kernel reads it for `os` calls: a trailing `/` wants a folder, and a
+/// last `.` names a folder by itself, which cannot be removed or renamed.
+#[derive(Debug, Clone, Copy)]
+struct Spelling {
+    wants_dir: bool,
+    dot: bool,
+}
+
+impl Spelling {
+    fn of(path: &str) -> Spelling {
+        let dot = path == "." || path.ends_with("/.");
+        Spelling {
+            wants_dir: dot || path.ends_with('/'),
+            dot,
+        }
+    }
+}
+
+fn os_error(errno: Errno, path: &str) -> Error {
+    Error::Os {
+        errno: errno.raw_os_error(),
+        path: Some(path.to_owned()),
+    }
+}
+
+/// NotADirectoryError unless `entry` is a folder.
+fn must_be_dir(entry: &Entry, path: &str) -> Result<()> {
+    match entry.kind {
+        Kind::Dir => Ok(()),
+        Kind::File | Kind::Symlink | Kind::Other => Err(os_error(Errno::NOTDIR, path)),
+    }
+}
+
 /// What a caller's listing shows.
 struct Shows<'a>(&'a Caller);
 
@@ -161,6 +195,9 @@ impl Registry {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::Stat, &rel)?;
         let entry = self.root.stat(&rel, caller.symlinks())?;
+        if Spelling::of(path).wants_dir {
+            must_be_dir(&entry, path)?;
+        }
         Ok(Self::in_use(&self.groups.lock()).info(entry))
     }
 
@@ -176,6 +213,13 @@ impl Registry {
     pub fn remove_path(&self, caller: &Caller, path: &str, recursive: bool) -> Result<u64> {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::Remove, &rel)?;
+        let spelling = Spelling::of(path);
+        if spelling.dot {
+            return Err(os_error(Errno::INVAL, path));
+        }
+        if spelling.wants_dir {
+            must_be_dir(&self.root.lstat(&rel, caller.symlinks())?, path)?;
+        }
         let groups = self.groups.lock();
         let used = Self::in_use(&groups);
         let removed = self.root.remove(
@@ -197,10 +241,23 @@ impl Registry {
 
     /// `os.rename`, or `os.replace` with `replace`.
     pub fn rename_path(&self, caller: &Caller, from: &str, to: &str, replace: bool) -> Result<()> {
+        let spelling = Spelling::of(from);
+        let (asked_from, asked_to) = (from, to);
         let from = self.file_path(from)?;
         let to = self.file_path(to)?;
         caller.check_file(FileAction::Rename, &from)?;
         caller.check_file(FileAction::Rename, &to)?;
+        let refuse = |errno: Errno| Error::Rename {
+            errno: errno.raw_os_error(),
+            from: asked_from.to_owned(),
+            to: asked_to.to_owned(),
+        };
+        if spelling.dot {
+            return Err(refuse(Errno::BUSY));
+        }
+        if spelling.wants_dir && self.root.lstat(&from, caller.symlinks())?.kind != Kind::Dir {
+            return Err(refuse(Errno::NOTDIR));
+        }
         let groups = self.groups.lock();
         let used = Self::in_use(&groups);
         self.root
@@ -225,6 +282,15 @@ impl Registry {
     ) -> Result<FileInfo> {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::Truncate, &rel)?;
+        if Spelling::of(path).wants_dir {
+            // What opening `path/` for writing says.
+            return Err(match self.root.stat(&rel, caller.symlinks()) {
+                Ok(entry) if entry.kind == Kind::Dir => os_error(Errno::ISDIR, path),
+                Ok(_) => os_error(Errno::NOTDIR, path),
+                Err(_) if create != Create::Never => os_error(Errno::ISDIR, path),
+                Err(err) => err,
+            });
+        }
         // A file that size could never be mapped whole; and a sparse file
         // of any size costs nothing now but fills the disk later.
         if size > self.limits.max_mapping_length {
