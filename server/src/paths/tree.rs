@@ -469,29 +469,42 @@ impl Walk<'_> {
     /// whole subtrees that lie before the page.
     fn dir(&mut self, root: &Root, dir: OwnedFd, prefix: &str, depth: u32) -> Result<()> {
         enum Item {
-            Entry(Entry),
+            Entry(String),
             Tree(String),
         }
+        // Names and kinds come from the folder read itself (d_type); only
+        // the entries this page returns are stat'ed, so a page costs a sort
+        // of the names, not a stat of every entry before it.
         let mut items = Vec::new();
-        for name in read_names(&dir, prefix)? {
+        for (name, is_dir) in read_entries(&dir, prefix)? {
             let path = format!("{prefix}{name}");
-            let entry = match root.lstat_in(&dir, &name, &path) {
-                Ok(entry) => entry,
-                // Removed since it was read: as if never there.
-                Err(Error::Os { errno, .. }) if errno == Errno::NOENT.raw_os_error() => continue,
-                Err(err) => return Err(err),
+            let is_dir = match is_dir {
+                Some(is_dir) => is_dir,
+                None => match root.lstat_in(&dir, &name, &path) {
+                    Ok(entry) => entry.kind == Kind::Dir,
+                    // Removed since it was read: as if never there.
+                    Err(Error::Os { errno, .. }) if errno == Errno::NOENT.raw_os_error() => {
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                },
             };
-            if self.recursive && entry.kind == Kind::Dir {
-                items.push((format!("{path}/"), Item::Tree(name)));
+            if self.recursive && is_dir {
+                items.push((format!("{path}/"), Item::Tree(name.clone())));
             }
-            items.push((path, Item::Entry(entry)));
+            items.push((path, Item::Entry(name)));
         }
         items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (key, item) in items {
             match item {
-                Item::Entry(entry) => {
+                Item::Entry(name) => {
                     if key.as_str() > self.after && self.visible.shows(&key) {
-                        self.out.push(entry);
+                        match root.lstat_in(&dir, &name, &key) {
+                            Ok(entry) => self.out.push(entry),
+                            Err(Error::Os { errno, .. })
+                                if errno == Errno::NOENT.raw_os_error() => {}
+                            Err(err) => return Err(err),
+                        }
                         if self.out.len() > self.limit {
                             return Ok(());
                         }
@@ -547,6 +560,15 @@ fn open_child(dir: &OwnedFd, name: &str) -> std::result::Result<OwnedFd, Errno> 
 /// The names in a folder, without "." and "..". Names that are not UTF-8
 /// cannot be named by a client (paths are strings), so they are skipped.
 fn read_names(dir: &OwnedFd, path: &str) -> Result<Vec<String>> {
+    Ok(read_entries(dir, path)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// [`read_names`], each with whether it is a folder when the file system
+/// says so in the listing itself (`None` when it does not: stat it).
+fn read_entries(dir: &OwnedFd, path: &str) -> Result<Vec<(String, Option<bool>)>> {
     let mut names = Vec::new();
     let mut entries = rustix::fs::Dir::read_from(dir).map_err(|e| os(e, path))?;
     while let Some(entry) = entries.read() {
@@ -557,7 +579,9 @@ fn read_names(dir: &OwnedFd, path: &str) -> Result<Vec<String>> {
             continue;
         }
         if let Ok(name) = std::str::from_utf8(bytes) {
-            names.push(name.to_owned());
+            let kind = entry.file_type();
+            let is_dir = (kind != FileType::Unknown).then_some(kind == FileType::Directory);
+            names.push((name.to_owned(), is_dir));
         } else {
             tracing::debug!(folder = path, "skipping a name that is not UTF-8");
         }
