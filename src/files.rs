@@ -138,18 +138,20 @@ impl ListPages {
     /// The next page, or `None` after the last one. A folder with no
     /// entries is one empty page.
     pub async fn next_page(&mut self) -> Result<Option<Vec<pb::FileEntry>>, Error> {
-        let Some(page_token) = self.next.take() else {
+        // The token stays until its page has arrived, so a failed call can
+        // be retried instead of reading as the end.
+        let Some(sent) = self.next.clone() else {
             return Ok(None);
         };
-        let sent = page_token.clone();
         let request = pb::ListRequest {
             path: self.path.clone(),
             recursive: self.recursive,
             page_size: self.page_size,
-            page_token,
+            page_token: sent.clone(),
         };
         let page = unary(self.stub.list(request).await)?;
         if page.next_page_token.is_empty() {
+            self.next = None;
             return Ok(Some(page.entries));
         }
         // A token that does not move on would loop forever.

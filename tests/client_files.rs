@@ -101,3 +101,26 @@ async fn the_file_calls_return_typed_results_and_os_errors() {
     let err = client.list("../", false).await.expect_err("escape");
     assert_eq!(err.reason(), Some("PATH_ESCAPE"));
 }
+
+/// A page that fails can be asked for again: the token stays until its
+/// page arrives, so an error never reads as the end of the listing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_page_is_retried_not_taken_for_the_end() {
+    let server = TestServer::start_with(|config| config.limits.max_page_size = 2).await;
+    std::fs::create_dir(server.path("pg")).expect("mkdir");
+    for i in 0..5 {
+        std::fs::write(server.path(&format!("pg/{i}")), b"x").expect("write");
+    }
+    let client = client(&server).await;
+    let mut pages = client.list_pages("pg", false);
+    let first = pages.next_page().await.expect("page 1").expect("a page");
+    assert_eq!(first.len(), 2);
+    std::fs::rename(server.path("pg"), server.path("away")).expect("move away");
+    pages.next_page().await.expect_err("the folder is gone");
+    std::fs::rename(server.path("away"), server.path("pg")).expect("move back");
+    let mut rest = Vec::new();
+    while let Some(page) = pages.next_page().await.expect("page") {
+        rest.extend(page.into_iter().map(|e| e.path));
+    }
+    assert_eq!(rest, ["pg/2", "pg/3", "pg/4"]);
+}

@@ -273,8 +273,8 @@ pub enum Command {
     #[command(
         long_about = "Describe one file or folder: kind, size, mode, mtime, and whether a \
             live mapping uses it.\n\n\
-            A symlink inside the data root is followed (os.stat); `ls -l` shows the link \
-            itself."
+            A symlink inside the data root is followed (os.stat); `ls -l` of its folder \
+            shows the link itself."
     )]
     Stat(StatArgs),
 
@@ -332,8 +332,10 @@ const LS_ABOUT: &str = "List the files and folders beneath the data root (or in 
     Paths are printed relative to the data root, one per line, folders with a trailing /. \
     -l prints a table (kind, mode, size, modification time in UTC, whether a live mapping \
     uses it, path; a symlink shows its target), and -o json one object per entry. -R lists \
-    the whole tree beneath PATH. Symlinks are listed, not followed. A file PATH lists just \
-    that file.";
+    the whole tree beneath PATH. Symlinks in the listing are listed, not followed; a PATH \
+    that is itself a symlink is followed, like `ls` without -l. A file PATH lists just that \
+    file. Control characters and backslashes in names are shown escaped (\\n, \\u{1b}, \\\\); \
+    -o json gives names as they are.";
 
 /// Arguments of `ls`.
 #[derive(Debug, Args)]

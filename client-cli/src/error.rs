@@ -176,9 +176,11 @@ fn refusal_hint(err: &mmapd::Error) -> Option<&'static str> {
             "paths are relative to the server's data root and must stay inside it: no \
              leading /, no .. above the root, no symlink that points outside",
         ),
-        Some("OS_ERROR") if err.errno() == Some(ENOTEMPTY) => {
-            Some("the folder is not empty; `mmapctl rm -r PATH` removes it with everything in it")
-        }
+        Some("OS_ERROR") if err.errno() == Some(ENOTEMPTY) => Some(
+            "the folder is not empty; `mmapctl rm -r PATH` removes a folder with everything \
+                 in it (should `rm -r` say this, something was added meanwhile, or a name in it \
+                 is not UTF-8 and cannot be named over the wire)",
+        ),
         Some("OS_ERROR")
             if err
                 .metadata()
@@ -187,8 +189,8 @@ fn refusal_hint(err: &mmapd::Error) -> Option<&'static str> {
                 == Some("FileExistsError") =>
         {
             Some(
-                "the path exists: `mmapctl mv --replace` replaces it, `mmapctl mkdir -p` \
-                 accepts a folder that exists",
+                "the path exists already: `mmapctl mv --replace` replaces a file (or an empty \
+                 folder with a folder); `mmapctl mkdir -p` accepts an existing folder, not a file",
             )
         }
         Some(_) | None if err.code() == Some(tonic::Code::Unimplemented) => Some(

@@ -672,3 +672,55 @@ fn put_get_ls_rm_round_trip_through_nested_folders() {
     assert_eq!(ok(&server, &["-o", "json", "ls"]), "");
     assert_eq!(ok(&server, &["ls"]), "");
 }
+
+/// A pipe reports 0 bytes whatever it holds; `put` must not take that for
+/// an empty file and cut the remote file to nothing.
+#[test]
+fn put_from_a_pipe_is_refused_and_loses_nothing() {
+    let server = Server::start();
+    server.write("keep.txt", b"precious");
+    server
+        .mmapctl()
+        .args(["put", "/dev/stdin", "keep.txt"])
+        .write_stdin("new content")
+        .assert()
+        .failure()
+        .stderr(contains("not a regular file"));
+    assert_eq!(server.read("keep.txt"), b"precious");
+}
+
+/// Times before 1970 render (a file may carry any mtime), and names with
+/// control characters are spelled out in text, as they are in JSON.
+#[test]
+fn old_times_and_odd_names_render() {
+    let server = Server::start();
+    server.write("old", b"");
+    std::fs::File::options()
+        .write(true)
+        .open(server.path("old"))
+        .expect("open")
+        .set_modified(SystemTime::UNIX_EPOCH - Duration::from_secs(315_619_200))
+        .expect("set mtime");
+    server.write("new\nline\u{1b}[31m", b"");
+    let long = ok(&server, &["ls", "-l"]);
+    assert!(long.contains("1960-01-01T00:00:00Z"), "{long}");
+    assert!(long.contains("new\\nline\\u{1b}[31m"), "{long}");
+    assert!(
+        !long.contains('\u{1b}'),
+        "a raw escape reached the terminal: {long:?}"
+    );
+    assert_eq!(ok(&server, &["ls"]), "new\\nline\\u{1b}[31m\nold\n");
+    let rows = json_lines(
+        &server
+            .mmapctl()
+            .args(["-o", "json", "ls"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    );
+    assert_eq!(rows[0]["path"], "new\nline\u{1b}[31m");
+    assert_eq!(rows[1]["mtime"], "1960-01-01T00:00:00.000000000Z");
+    let stat = ok(&server, &["stat", "old"]);
+    assert!(stat.contains("mtime: 1960-01-01T00:00:00Z"), "{stat}");
+}

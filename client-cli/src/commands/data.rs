@@ -164,7 +164,17 @@ pub async fn put(ctx: &Ctx, args: PutArgs) -> Result<()> {
     let local = &args.local;
     let cannot_read = |err| CliError::local(format!("cannot read {}", local.display()), err);
     let file = tokio::fs::File::open(local).await.map_err(cannot_read)?;
-    let len = file.metadata().await.map_err(cannot_read)?.len();
+    let meta = file.metadata().await.map_err(cannot_read)?;
+    // A pipe or device says 0 bytes whatever it holds: taking that for an
+    // empty file would cut the remote file to nothing.
+    if !meta.is_file() {
+        return Err(CliError::Failed(format!(
+            "cannot put {}: it is not a regular file, so its size is not known before \
+             reading it (save it to a file first)",
+            local.display()
+        )));
+    }
+    let len = meta.len();
     if len == 0 {
         return put_empty(ctx, &args).await;
     }

@@ -3,8 +3,6 @@
 //! Entries print as names, as a table (`ls -l`), as `key: value` lines
 //! (`stat`), or as one JSON object each.
 
-use std::time::SystemTime;
-
 use mmapd::{Client, FileEntry, FileKind};
 use serde::Serialize;
 
@@ -43,9 +41,7 @@ impl From<&FileEntry> for EntryRow {
             path: entry.path.clone(),
             kind: kind_name(entry.kind()),
             size: entry.size,
-            mtime: entry
-                .modified()
-                .map(|t| humantime::format_rfc3339_nanos(t).to_string()),
+            mtime: entry.mtime.and_then(|t| rfc3339(t.seconds, t.nanos, true)),
             mapped: entry.mapped,
             mode: entry.mode,
             symlink_target: (!entry.symlink_target.is_empty())
@@ -67,22 +63,72 @@ pub fn kind_name(kind: FileKind) -> &'static str {
 
 /// The name `ls` prints: the path, with a `/` after a folder.
 pub fn display_name(entry: &FileEntry) -> String {
+    let path = shown(&entry.path);
     if entry.kind() == FileKind::Dir && !entry.path.is_empty() {
-        format!("{}/", entry.path)
+        format!("{path}/")
     } else if entry.path.is_empty() {
         // The root itself, from `stat ""`.
         "/".to_owned()
     } else {
-        entry.path.clone()
+        path
     }
+}
+
+/// A name as text output shows it: control characters (a newline, an
+/// escape sequence a file name could smuggle onto a terminal) spelled
+/// out as Rust escapes, and a backslash doubled so the spelling is not
+/// ambiguous. JSON output carries names as they are.
+pub fn shown(name: &str) -> String {
+    if !name.chars().any(|c| c.is_control() || c == '\\') {
+        return name.to_owned();
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_control() || c == '\\' {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Modification time to the second, UTC, or `-`.
 fn mtime_text(entry: &FileEntry) -> String {
-    entry.modified().map_or_else(
-        || "-".to_owned(),
-        |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string(),
-    )
+    entry
+        .mtime
+        .and_then(|t| rfc3339(t.seconds, t.nanos, false))
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// An RFC 3339 UTC time (with nanoseconds if asked), for any instant in
+/// years 0 to 9999, before 1970 too (a file may carry any mtime); `None`
+/// outside them, where RFC 3339 has no spelling.
+fn rfc3339(seconds: i64, nanos: i32, with_nanos: bool) -> Option<String> {
+    let nanos = u32::try_from(nanos).ok().filter(|&n| n < 1_000_000_000)?;
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days: days since 1970-01-01 to a date.
+    let z = days.checked_add(719_468)?;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let fraction = if with_nanos {
+        format!(".{nanos:09}")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}{fraction}Z"
+    ))
 }
 
 /// Whether `err` is the server's answer that a path is not a folder.
@@ -157,7 +203,7 @@ pub async fn ls(ctx: &Ctx, args: LsArgs) -> Result<()> {
 fn long_row(entry: &FileEntry) -> Vec<String> {
     let mut path = display_name(entry);
     if !entry.symlink_target.is_empty() {
-        path = format!("{path} -> {}", entry.symlink_target);
+        path = format!("{path} -> {}", shown(&entry.symlink_target));
     }
     vec![
         kind_name(entry.kind()).to_owned(),
@@ -180,7 +226,7 @@ pub fn stat_text(entry: &FileEntry) -> String {
         format!("mapped: {}", if entry.mapped { "yes" } else { "no" }),
     ];
     if !entry.symlink_target.is_empty() {
-        lines.push(format!("symlink_target: {}", entry.symlink_target));
+        lines.push(format!("symlink_target: {}", shown(&entry.symlink_target)));
     }
     lines.join("\n")
 }
@@ -299,7 +345,8 @@ pub async fn touch(ctx: &Ctx, args: TouchArgs) -> Result<()> {
     // Truncate that makes the file leaves one that exists by then as it
     // is, so nothing is ever cut.
     let (created, entry) = match client.stat_path(&args.path).await {
-        Ok(entry) if entry.kind() == FileKind::Dir => (false, entry),
+        // A folder, FIFO or device exists as it is; only files are made.
+        Ok(entry) if matches!(entry.kind(), FileKind::Dir | FileKind::Other) => (false, entry),
         Ok(_) => (false, client.touch(&args.path).await?),
         Err(err) if is_not_found(&err) => (true, client.touch(&args.path).await?),
         Err(err) => return Err(CliError::from(err)),
@@ -321,4 +368,48 @@ pub async fn touch(ctx: &Ctx, args: TouchArgs) -> Result<()> {
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_before_1970_and_up_to_year_9999() {
+        assert_eq!(
+            rfc3339(1_700_000_000, 5, true).as_deref(),
+            Some("2023-11-14T22:13:20.000000005Z")
+        );
+        assert_eq!(
+            rfc3339(0, 0, false).as_deref(),
+            Some("1970-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339(-1, 0, false).as_deref(),
+            Some("1969-12-31T23:59:59Z")
+        );
+        assert_eq!(
+            rfc3339(-315_619_200, 0, false).as_deref(),
+            Some("1960-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339(951_782_400, 0, false).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339(253_402_300_799, 0, false).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+        assert_eq!(rfc3339(253_402_300_800, 0, false), None, "year 10000");
+        assert_eq!(rfc3339(i64::MIN, 0, true), None);
+        assert_eq!(rfc3339(0, -1, true), None);
+    }
+
+    #[test]
+    fn control_characters_in_names_are_spelled_out() {
+        assert_eq!(shown("plain é name"), "plain é name");
+        assert_eq!(shown("new\nline"), "new\\nline");
+        assert_eq!(shown("x\u{1b}[31mred"), "x\\u{1b}[31mred");
+        assert_eq!(shown("back\\slash"), "back\\\\slash");
+    }
 }
