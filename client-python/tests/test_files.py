@@ -110,7 +110,19 @@ def test_failures_are_the_exceptions_os_raises(fresh) -> None:  # type: ignore[n
     assert (type(err), err.filename, err.filename2) == (FileNotFoundError, "nope", "x")
     # Outside the root: refused, and nothing is touched.
     err = raised(c.remove, "../outside")
-    assert isinstance(err, PermissionError) and err.errno == errno.EACCES
+    assert isinstance(err, mmapd.PathEscape) and isinstance(err, PermissionError)
+    assert (err.errno, err.filename, err.reason) == (errno.EACCES, "../outside", "PATH_ESCAPE")
+    assert "outside the data root" in str(err)
+    # Names Python's repr would escape are still the exception's filename.
+    for odd in ["it's", "back\\slash", "tab\tname"]:
+        err = raised(c.stat, odd)
+        assert (type(err), err.filename) == (FileNotFoundError, odd)
+    err = raised(c.rename, "it's", "b\\c")
+    assert (err.filename, err.filename2) == ("it's", "b\\c")
+    # A size is an integer, as os.truncate wants.
+    for bad in [5.7, "5"]:
+        with pytest.raises(TypeError):
+            c.truncate("file", bad)  # type: ignore[arg-type]
     assert (root / "file").read_bytes() == b"data" and (root / "full/x").exists()
 
 
@@ -140,6 +152,7 @@ def test_a_file_a_live_mapping_uses_is_mapping_busy(fresh) -> None:  # type: ign
         err = info.value
         assert isinstance(err, OSError) and err.errno == errno.EBUSY and err.filename == "used.bin"
         assert (err.reason, err.metadata["name"]) == ("MAPPING_BUSY", "holder")
+        assert err.strerror == "Device or resource busy" and 'mapping "holder"' in str(err)
     assert (root / "used.bin").read_bytes() == b"x" * 100, "nothing changed"
     assert c.truncate("used.bin", 200).size == 200, "growing is fine"
     m.close()

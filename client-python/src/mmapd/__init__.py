@@ -28,6 +28,7 @@ from ._errors import (
     MappingNotFound,
     MessageTooLarge,
     NotUnderRoot,
+    PathEscape,
     QuotaExceeded,
     ServerError,
     SessionLost,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import errno
 import io
+import operator
 import os
 import threading
 import weakref
@@ -380,7 +381,8 @@ class Client:
         """Sets the size of the server file ``path`` (``Files.Truncate``, like ``os.truncate``); with
         ``create`` a missing file (and its folders) is made first. Returns its new :class:`FileEntry`.
         """
-        path, size = os.fspath(path), int(size)
+        # operator.index: a float or a str is a TypeError, as in os.truncate.
+        path, size = os.fspath(path), operator.index(size)
         if size < 0:
             # What os.truncate says; the request's size is unsigned.
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from typing import Dict, Mapping, Optional, Type
+from typing import Dict, Mapping, Optional, Tuple, Type
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -31,6 +31,7 @@ __all__ = [
     "MappingConflict",
     "MappingBroken",
     "MappingBusy",
+    "PathEscape",
     "InvalidRequest",
     "Unimplemented",
     "ServerError",
@@ -109,13 +110,28 @@ class MappingConflict(Error, ValueError):
     """A mapping of that name exists with another path, offset or length."""
 
 
-class MappingBroken(Error, OSError):
+class _ServerOSError(Error, OSError):
+    """A server-level condition that is also an ``OSError`` with an errno (and a path): it
+    prints as the server's message, which says more than ``[Errno N] strerror: 'path'``.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class MappingBroken(_ServerOSError):
     """The file under the mapping was truncated outside mmapd (``MAPPING_BROKEN``, errno 5)."""
 
 
-class MappingBusy(Error, OSError):
+class MappingBusy(_ServerOSError):
     """A file removal, rename or shrink refused because a live mapping uses the file
     (``MAPPING_BUSY``, errno 16); ``metadata["name"]`` names the mapping.
+    """
+
+
+class PathEscape(_ServerOSError, PermissionError):
+    """A path, or a symlink on it, leads outside the server's data root (``PATH_ESCAPE``,
+    errno 13, ``filename`` the path as given).
     """
 
 
@@ -146,6 +162,7 @@ _BY_REASON: Dict[str, Type[Error]] = {
     "MAPPING_CONFLICT": MappingConflict,
     "MAPPING_BROKEN": MappingBroken,
     "MAPPING_BUSY": MappingBusy,
+    "PATH_ESCAPE": PathEscape,
     "INVALID_REQUEST": InvalidRequest,
     "UNIMPLEMENTED": Unimplemented,
     "INTERNAL": ServerError,
@@ -183,10 +200,17 @@ def _python_error(name: str, message: str, metadata: Mapping[str, str]) -> Optio
         if errno_text.lstrip("-").isdigit():
             errno = int(errno_text)
             path, path2 = metadata.get("path"), metadata.get("path2")
-            if path is not None and path2 is not None and message.endswith(f": {path!r} -> {path2!r}"):
+            # The server quotes paths as they are ('...'), where Python's
+            # repr may escape them; either spelling names the path.
+            def quoted(p: str) -> Tuple[str, str]:
+                return (f"'{p}'", repr(p))
+
+            if path is not None and path2 is not None and any(
+                message.endswith(f": {a} -> {b}") for a, b in zip(quoted(path), quoted(path2))
+            ):
                 # A rename names both paths, as os.rename's OSError does.
                 return cls(errno, os.strerror(errno), path, None, path2)
-            if path is not None and message.endswith(": " + repr(path)):
+            if path is not None and any(message.endswith(": " + q) for q in quoted(path)):
                 return cls(errno, os.strerror(errno), path)
             return cls(errno, os.strerror(errno))
     return cls(message)
@@ -201,10 +225,10 @@ def from_status(
         server_cls = _BY_REASON.get(info.reason)
         if server_cls is not None:
             err: BaseException = server_cls(message, code=code, reason=info.reason, metadata=metadata)
-            if server_cls is MappingBroken:
-                err.errno = 5  # type: ignore[attr-defined]
-            if server_cls is MappingBusy:
-                err.errno = 16  # type: ignore[attr-defined]
+            if isinstance(err, _ServerOSError):
+                errno = int(metadata.get("errno", "0") or 0) or None
+                err.errno = errno  # type: ignore[attr-defined]
+                err.strerror = os.strerror(errno) if errno else None  # type: ignore[attr-defined]
                 err.filename = metadata.get("path")  # type: ignore[attr-defined]
             return err
         py = _python_error(metadata.get("exception", ""), message, metadata)
