@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use std::{
-    ffi::CStr,
+    ffi::{CStr, CString},
     os::fd::OwnedFd,
     path::{Component, Path},
 };
@@ -157,7 +157,12 @@ impl Root {
     }
 
     /// `os.lstat` of a name inside an opened folder.
-    fn lstat_in(&self, dir: &OwnedFd, name: &str, path: &str) -> Result<Entry> {
+    fn lstat_in<N: rustix::path::Arg + Copy>(
+        &self,
+        dir: &OwnedFd,
+        name: N,
+        path: &str,
+    ) -> Result<Entry> {
         let st =
             rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| os(e, path))?;
         let target = (FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
@@ -299,16 +304,16 @@ impl Root {
         max_depth: u32,
         check: &dyn Fn(&Entry) -> Result<()>,
     ) -> Result<()> {
-        for name in read_names(dir, path)? {
-            let child = format!("{path}/{name}");
-            let entry = match self.lstat_in(dir, &name, &child) {
+        for name in read_raw_names(dir, path)? {
+            let child = format!("{path}/{}", name.to_string_lossy());
+            let entry = match self.lstat_in(dir, name.as_c_str(), &child) {
                 Err(Error::Os { errno, .. }) if errno == Errno::NOENT.raw_os_error() => continue,
                 other => other?,
             };
             check(&entry)?;
             if entry.kind == Kind::Dir {
                 too_deep(depth, max_depth)?;
-                let sub = open_child(dir, &name).map_err(|e| os(e, &child))?;
+                let sub = open_child(dir, name.as_c_str()).map_err(|e| os(e, &child))?;
                 self.check_tree(&sub, &child, depth + 1, max_depth, check)?;
             }
         }
@@ -317,9 +322,10 @@ impl Root {
 
     fn remove_tree(&self, dir: &OwnedFd, path: &str, depth: u32, max_depth: u32) -> Result<u64> {
         let mut removed = 0;
-        for name in read_names(dir, path)? {
-            let child = format!("{path}/{name}");
-            let st = match rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        for name in read_raw_names(dir, path)? {
+            let child = format!("{path}/{}", name.to_string_lossy());
+            let name = name.as_c_str();
+            let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 Err(Errno::NOENT) => continue,
                 Err(e) => return Err(os(e, &child)),
@@ -327,11 +333,11 @@ impl Root {
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 // Checked already, but the tree may have grown since.
                 too_deep(depth, max_depth)?;
-                let sub = open_child(dir, &name).map_err(|e| os(e, &child))?;
+                let sub = open_child(dir, name).map_err(|e| os(e, &child))?;
                 removed += self.remove_tree(&sub, &child, depth + 1, max_depth)?;
-                rustix::fs::unlinkat(dir, name.as_str(), AtFlags::REMOVEDIR)
+                rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
             } else {
-                rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty())
+                rustix::fs::unlinkat(dir, name, AtFlags::empty())
             }
             .map_err(|e| os(e, &child))?;
             removed += 1;
@@ -548,7 +554,7 @@ fn too_deep(depth: u32, max_depth: u32) -> Result<()> {
 
 /// Opens the sub-folder `name` of `dir` for reading, never through a
 /// symlink: whatever is there now is what the walk enters.
-fn open_child(dir: &OwnedFd, name: &str) -> std::result::Result<OwnedFd, Errno> {
+fn open_child<N: rustix::path::Arg>(dir: &OwnedFd, name: N) -> std::result::Result<OwnedFd, Errno> {
     rustix::fs::openat(
         dir,
         name,
@@ -557,17 +563,25 @@ fn open_child(dir: &OwnedFd, name: &str) -> std::result::Result<OwnedFd, Errno> 
     )
 }
 
-/// The names in a folder, without "." and "..". Names that are not UTF-8
-/// cannot be named by a client (paths are strings), so they are skipped.
-fn read_names(dir: &OwnedFd, path: &str) -> Result<Vec<String>> {
-    Ok(read_entries(dir, path)?
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect())
+/// Every name in a folder, without "." and "..", as bytes: a recursive
+/// removal must take names a client could not spell (not UTF-8) too, or
+/// their folder could never be emptied. Errors and checks see them lossily.
+fn read_raw_names(dir: &OwnedFd, path: &str) -> Result<Vec<CString>> {
+    let mut names = Vec::new();
+    let mut entries = rustix::fs::Dir::read_from(dir).map_err(|e| os(e, path))?;
+    while let Some(entry) = entries.read() {
+        let entry = entry.map_err(|e| os(e, path))?;
+        let name = entry.file_name();
+        if !matches!(name.to_bytes(), b"." | b"..") {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
 }
 
-/// [`read_names`], each with whether it is a folder when the file system
-/// says so in the listing itself (`None` when it does not: stat it).
+/// The names in a folder a client can spell (UTF-8; paths are strings on
+/// the wire), each with whether it is a folder when the file system says
+/// so in the listing itself (`None` when it does not: stat it).
 fn read_entries(dir: &OwnedFd, path: &str) -> Result<Vec<(String, Option<bool>)>> {
     let mut names = Vec::new();
     let mut entries = rustix::fs::Dir::read_from(dir).map_err(|e| os(e, path))?;

@@ -397,3 +397,31 @@ fn swapping_a_folder_for_a_symlink_out_never_leads_a_call_outside() {
         "something was made outside"
     );
 }
+
+/// A name that is not UTF-8 cannot be listed (paths are strings on the
+/// wire), but a recursive removal still takes it, so its folder goes.
+#[test]
+fn a_recursive_removal_takes_names_that_are_not_utf8() {
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+    let (tmp, root) = root();
+    let base = tmp.path().join("root");
+    fs::create_dir_all(base.join("nu/sub")).unwrap();
+    fs::write(base.join("nu").join(OsStr::from_bytes(b"bad\xff")), b"x").unwrap();
+    fs::create_dir(base.join("nu/sub").join(OsStr::from_bytes(b"dir\xfe"))).unwrap();
+    let listed = root
+        .list("nu", true, "", 100, DEPTH, Symlinks::Follow, &All)
+        .unwrap();
+    assert_eq!(paths(&listed), ["nu/sub"]);
+    assert_eq!(
+        errno(
+            root.remove_at("nu", false, Symlinks::Follow, &ok)
+                .unwrap_err()
+        ),
+        39
+    );
+    assert_eq!(
+        root.remove_at("nu", true, Symlinks::Follow, &ok).unwrap(),
+        4
+    );
+    assert!(!base.join("nu").exists());
+}
