@@ -408,13 +408,26 @@ pub struct TruncateArgs {
     #[arg(value_name = "PATH")]
     pub path: String,
 
-    /// New size in bytes
-    #[arg(value_name = "SIZE")]
+    /// New size in bytes (a plain number: not +N or -N, which GNU truncate
+    /// reads as growing or cutting by N)
+    #[arg(value_name = "SIZE", value_parser = plain_size)]
     pub size: u64,
 
     /// Make the file (and its missing folders) if it does not exist
     #[arg(long)]
     pub create: bool,
+}
+
+/// A size as a plain number of bytes. A sign is refused rather than read
+/// as the number: `+5` means "grow by 5" to GNU truncate.
+fn plain_size(text: &str) -> std::result::Result<u64, String> {
+    if !text.bytes().all(|b| b.is_ascii_digit()) || text.is_empty() {
+        return Err(format!(
+            "{text:?} is not a size: give the new size as a plain number of bytes"
+        ));
+    }
+    text.parse()
+        .map_err(|_| format!("{text:?} is too large for a size"))
 }
 
 /// Arguments of `touch`.

@@ -724,3 +724,20 @@ fn old_times_and_odd_names_render() {
     let stat = ok(&server, &["stat", "old"]);
     assert!(stat.contains("mtime: 1960-01-01T00:00:00Z"), "{stat}");
 }
+
+/// `truncate` takes the new size as a plain number: `+5` (GNU's "grow by
+/// 5") is a usage error, not a size of 5.
+#[test]
+fn truncate_refuses_a_signed_size() {
+    let server = Server::start();
+    server.write("f", b"0123456789");
+    for size in ["+5", "-5", "5K", ""] {
+        server
+            .mmapctl()
+            .args(["truncate", "f", "--", size])
+            .assert()
+            .code(2)
+            .stderr(contains("not a size"));
+    }
+    assert_eq!(server.read("f"), b"0123456789");
+}
