@@ -10,6 +10,8 @@ use mmapd::pb::{self, files_server::Files};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    access::Caller,
+    error::Result,
     layers::split,
     paths::{Create, Kind},
     registry::{FileInfo, Registry},
@@ -56,66 +58,93 @@ fn entry_to_pb(info: FileInfo) -> pb::FileEntry {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+impl FilesService {
+    /// Runs one call: the caller and request out of the gRPC request, the
+    /// registry's call off the async workers, the answer converted back.
+    async fn call<R: Send + 'static, T: Send + 'static, P>(
+        &self,
+        req: Request<R>,
+        call: impl FnOnce(&Registry, &Caller, R) -> Result<T> + Send + 'static,
+        reply: impl FnOnce(T) -> P,
+    ) -> Reply<P> {
+        let (caller, req) = split(req)?;
+        let registry = Arc::clone(&self.registry);
+        let answer = blocking(move || call(&registry, &caller, req)).await?;
+        Ok(Response::new(reply(answer)))
+    }
+}
+
 #[tonic::async_trait]
 impl Files for FilesService {
     async fn list(&self, req: Request<pb::ListRequest>) -> Reply<pb::ListResponse> {
-        let (caller, req) = split(req)?;
-        let registry = Arc::clone(&self.registry);
-        let page = blocking(move || {
-            registry.list_files(
-                &caller,
-                &req.path,
-                req.recursive,
-                req.page_size,
-                &req.page_token,
-            )
-        })
-        .await?;
-        Ok(Response::new(pb::ListResponse {
-            entries: page.entries.into_iter().map(entry_to_pb).collect(),
-            next_page_token: page.next_token,
-        }))
+        self.call(
+            req,
+            |registry, caller, req| {
+                registry.list_files(
+                    caller,
+                    &req.path,
+                    req.recursive,
+                    req.page_size,
+                    &req.page_token,
+                )
+            },
+            |page| pb::ListResponse {
+                entries: page.entries.into_iter().map(entry_to_pb).collect(),
+                next_page_token: page.next_token,
+            },
+        )
+        .await
     }
 
     async fn stat_path(&self, req: Request<pb::StatPathRequest>) -> Reply<pb::FileEntry> {
-        let (caller, req) = split(req)?;
-        let registry = Arc::clone(&self.registry);
-        let info = blocking(move || registry.stat_path(&caller, &req.path)).await?;
-        Ok(Response::new(entry_to_pb(info)))
+        self.call(
+            req,
+            |registry, caller, req| registry.stat_path(caller, &req.path),
+            entry_to_pb,
+        )
+        .await
     }
 
     async fn make_dir(&self, req: Request<pb::MakeDirRequest>) -> Reply<pb::MakeDirResponse> {
-        let (caller, req) = split(req)?;
-        let registry = Arc::clone(&self.registry);
-        let created = blocking(move || registry.make_dir(&caller, &req.path, req.parents)).await?;
-        Ok(Response::new(pb::MakeDirResponse { created }))
+        self.call(
+            req,
+            |registry, caller, req| registry.make_dir(caller, &req.path, req.parents),
+            |created| pb::MakeDirResponse { created },
+        )
+        .await
     }
 
     async fn remove(&self, req: Request<pb::RemoveRequest>) -> Reply<pb::RemoveResponse> {
-        let (caller, req) = split(req)?;
-        let registry = Arc::clone(&self.registry);
-        let removed =
-            blocking(move || registry.remove_path(&caller, &req.path, req.recursive)).await?;
-        Ok(Response::new(pb::RemoveResponse { removed }))
+        self.call(
+            req,
+            |registry, caller, req| registry.remove_path(caller, &req.path, req.recursive),
+            |removed| pb::RemoveResponse { removed },
+        )
+        .await
     }
 
     async fn rename(&self, req: Request<pb::RenameRequest>) -> Reply<pb::RenameResponse> {
-        let (caller, req) = split(req)?;
-        let registry = Arc::clone(&self.registry);
-        blocking(move || registry.rename_path(&caller, &req.from, &req.to, req.replace)).await?;
-        Ok(Response::new(pb::RenameResponse {}))
+        self.call(
+            req,
+            |registry, caller, req| registry.rename_path(caller, &req.from, &req.to, req.replace),
+            |()| pb::RenameResponse {},
+        )
+        .await
     }
 
     async fn truncate(&self, req: Request<pb::TruncateRequest>) -> Reply<pb::FileEntry> {
-        let (caller, req) = split(req)?;
-        let registry = Arc::clone(&self.registry);
-        let create = match (req.create, req.keep_existing) {
-            (false, _) => Create::Never,
-            (true, false) => Create::IfMissing,
-            (true, true) => Create::OnlyNew,
-        };
-        let info =
-            blocking(move || registry.truncate_path(&caller, &req.path, req.size, create)).await?;
-        Ok(Response::new(entry_to_pb(info)))
+        self.call(
+            req,
+            |registry, caller, req| {
+                let create = match (req.create, req.keep_existing) {
+                    (false, _) => Create::Never,
+                    (true, false) => Create::IfMissing,
+                    (true, true) => Create::OnlyNew,
+                };
+                registry.truncate_path(caller, &req.path, req.size, create)
+            },
+            entry_to_pb,
+        )
+        .await
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 
 mod tree;
 
-pub use tree::{All, Create, Entry, Kind, Listed, Visible};
+pub use tree::{Create, Entry, Kind, Listed, Visible};
 
 /// The data root, held open so later renames of its path do not matter.
 #[derive(Debug)]
@@ -276,8 +276,9 @@ fn with_path(mut err: Error, rel: &str) -> Error {
     err
 }
 
-/// EXDEV from RESOLVE_BENEATH means a symlink tried to leave the root.
-fn os(errno: Errno, rel: &str) -> Error {
+/// The OS error `errno` about `rel`; EXDEV from RESOLVE_BENEATH means a
+/// symlink tried to leave the root.
+pub(crate) fn os(errno: Errno, rel: &str) -> Error {
     if errno == Errno::XDEV {
         Error::PathEscape(rel.to_owned())
     } else {

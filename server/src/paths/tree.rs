@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use std::{
-    ffi::{CStr, CString},
+    ffi::CString,
     os::fd::OwnedFd,
     path::{Component, Path},
 };
@@ -95,25 +95,9 @@ pub enum Create {
     OnlyNew,
 }
 
-/// Which entries a caller may see, and which folders a walk may enter.
-pub trait Visible {
-    /// Whether `path` is listed.
-    fn shows(&self, path: &str) -> bool;
-    /// Whether a walk goes into the folder `path`.
-    fn enters(&self, path: &str) -> bool;
-}
-
-/// A caller that sees everything.
-pub struct All;
-
-impl Visible for All {
-    fn shows(&self, _: &str) -> bool {
-        true
-    }
-    fn enters(&self, _: &str) -> bool {
-        true
-    }
-}
+/// Which paths a caller may see: a listing shows an entry, and a walk
+/// enters a folder, only where this says yes.
+pub type Visible<'a> = &'a dyn Fn(&str) -> bool;
 
 /// One page of a listing, and whether more entries follow it.
 #[derive(Debug)]
@@ -202,7 +186,7 @@ impl Root {
         limit: usize,
         max_depth: u32,
         symlinks: Symlinks,
-        visible: &dyn Visible,
+        visible: Visible<'_>,
     ) -> Result<Listed> {
         let dir = self
             .open_at(
@@ -463,7 +447,7 @@ struct Walk<'a> {
     after: &'a str,
     limit: usize,
     max_depth: u32,
-    visible: &'a dyn Visible,
+    visible: Visible<'a>,
     out: Vec<Entry>,
 }
 
@@ -504,7 +488,7 @@ impl Walk<'_> {
         for (key, item) in items {
             match item {
                 Item::Entry(name) => {
-                    if key.as_str() > self.after && self.visible.shows(&key) {
+                    if key.as_str() > self.after && (self.visible)(&key) {
                         match root.lstat_in(&dir, &name, &key) {
                             Ok(entry) => self.out.push(entry),
                             Err(Error::Os { errno, .. })
@@ -520,7 +504,7 @@ impl Walk<'_> {
                     // Every path under `key` is at most `after` when `after`
                     // is past `key` without lying inside it.
                     let before_page = self.after > key.as_str() && !self.after.starts_with(&key);
-                    if before_page || !self.visible.enters(key.trim_end_matches('/')) {
+                    if before_page || !(self.visible)(key.trim_end_matches('/')) {
                         continue;
                     }
                     too_deep(depth, self.max_depth)?;
@@ -563,20 +547,29 @@ fn open_child<N: rustix::path::Arg>(dir: &OwnedFd, name: N) -> std::result::Resu
     )
 }
 
-/// Every name in a folder, without "." and "..", as bytes: a recursive
-/// removal must take names a client could not spell (not UTF-8) too, or
-/// their folder could never be emptied. Errors and checks see them lossily.
-fn read_raw_names(dir: &OwnedFd, path: &str) -> Result<Vec<CString>> {
+/// Every name in a folder, without "." and "..", as bytes, with its kind
+/// as the listing itself says (`FileType::Unknown` when it does not).
+fn read_dir(dir: &OwnedFd, path: &str) -> Result<Vec<(CString, FileType)>> {
     let mut names = Vec::new();
     let mut entries = rustix::fs::Dir::read_from(dir).map_err(|e| os(e, path))?;
     while let Some(entry) = entries.read() {
         let entry = entry.map_err(|e| os(e, path))?;
         let name = entry.file_name();
         if !matches!(name.to_bytes(), b"." | b"..") {
-            names.push(name.to_owned());
+            names.push((name.to_owned(), entry.file_type()));
         }
     }
     Ok(names)
+}
+
+/// Every name in a folder, as bytes: a recursive removal must take names a
+/// client could not spell (not UTF-8) too, or their folder could never be
+/// emptied. Errors and checks see them lossily.
+fn read_raw_names(dir: &OwnedFd, path: &str) -> Result<Vec<CString>> {
+    Ok(read_dir(dir, path)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
 }
 
 /// The names in a folder a client can spell (UTF-8; paths are strings on
@@ -584,20 +577,13 @@ fn read_raw_names(dir: &OwnedFd, path: &str) -> Result<Vec<CString>> {
 /// so in the listing itself (`None` when it does not: stat it).
 fn read_entries(dir: &OwnedFd, path: &str) -> Result<Vec<(String, Option<bool>)>> {
     let mut names = Vec::new();
-    let mut entries = rustix::fs::Dir::read_from(dir).map_err(|e| os(e, path))?;
-    while let Some(entry) = entries.read() {
-        let entry = entry.map_err(|e| os(e, path))?;
-        let name: &CStr = entry.file_name();
-        let bytes = name.to_bytes();
-        if bytes == b"." || bytes == b".." {
-            continue;
-        }
-        if let Ok(name) = std::str::from_utf8(bytes) {
-            let kind = entry.file_type();
-            let is_dir = (kind != FileType::Unknown).then_some(kind == FileType::Directory);
-            names.push((name.to_owned(), is_dir));
-        } else {
-            tracing::debug!(folder = path, "skipping a name that is not UTF-8");
+    for (name, kind) in read_dir(dir, path)? {
+        match name.into_string() {
+            Ok(name) => {
+                let is_dir = (kind != FileType::Unknown).then_some(kind == FileType::Directory);
+                names.push((name, is_dir));
+            }
+            Err(_) => tracing::debug!(folder = path, "skipping a name that is not UTF-8"),
         }
     }
     Ok(names)

@@ -134,10 +134,7 @@ impl Registry {
         let mut groups = self.groups.lock();
         let key = (st.st_dev, st.st_ino);
         if !self.root.names(path, symlinks, key) {
-            return Err(Error::Os {
-                errno: Errno::NOENT.raw_os_error(),
-                path: Some(path.to_owned()),
-            });
+            return Err(crate::paths::os(Errno::NOENT, path));
         }
         // Registered under the same lock, so a folder rename cannot slip
         // between this Map's open and its mapping going live.

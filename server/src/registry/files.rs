@@ -15,7 +15,7 @@ use super::Registry;
 use crate::{
     access::{Caller, FileAction},
     error::{Error, Result},
-    paths::{Create, Entry, Kind, Root, Visible},
+    paths::{Create, Entry, Kind, Root, os},
 };
 
 /// A file or folder as the Files service reports it.
@@ -96,30 +96,11 @@ impl Spelling {
     }
 }
 
-fn os_error(errno: Errno, path: &str) -> Error {
-    Error::Os {
-        errno: errno.raw_os_error(),
-        path: Some(path.to_owned()),
-    }
-}
-
 /// NotADirectoryError unless `entry` is a folder.
 fn must_be_dir(entry: &Entry, path: &str) -> Result<()> {
     match entry.kind {
         Kind::Dir => Ok(()),
-        Kind::File | Kind::Symlink | Kind::Other => Err(os_error(Errno::NOTDIR, path)),
-    }
-}
-
-/// What a caller's listing shows.
-struct Shows<'a>(&'a Caller);
-
-impl Visible for Shows<'_> {
-    fn shows(&self, path: &str) -> bool {
-        self.0.shows_path(path)
-    }
-    fn enters(&self, path: &str) -> bool {
-        self.0.shows_path(path)
+        Kind::File | Kind::Symlink | Kind::Other => Err(os(Errno::NOTDIR, path)),
     }
 }
 
@@ -177,7 +158,7 @@ impl Registry {
             self.page_size(page_size),
             self.limits.max_tree_depth,
             caller.symlinks(),
-            &Shows(caller),
+            &|path| caller.shows_path(path),
         )?;
         let used = Self::in_use(&self.groups.lock());
         let next_token = match (listed.more, listed.entries.last()) {
@@ -215,7 +196,7 @@ impl Registry {
         caller.check_file(FileAction::Remove, &rel)?;
         let spelling = Spelling::of(path);
         if spelling.dot {
-            return Err(os_error(Errno::INVAL, path));
+            return Err(os(Errno::INVAL, path));
         }
         if spelling.wants_dir {
             must_be_dir(&self.root.lstat(&rel, caller.symlinks())?, path)?;
@@ -285,9 +266,9 @@ impl Registry {
         if Spelling::of(path).wants_dir {
             // What opening `path/` for writing says.
             return Err(match self.root.stat(&rel, caller.symlinks()) {
-                Ok(entry) if entry.kind == Kind::Dir => os_error(Errno::ISDIR, path),
-                Ok(_) => os_error(Errno::NOTDIR, path),
-                Err(_) if create != Create::Never => os_error(Errno::ISDIR, path),
+                Ok(entry) if entry.kind == Kind::Dir => os(Errno::ISDIR, path),
+                Ok(_) => os(Errno::NOTDIR, path),
+                Err(_) if create != Create::Never => os(Errno::ISDIR, path),
                 Err(err) => err,
             });
         }

@@ -18,6 +18,11 @@ fn errno(err: Error) -> i32 {
     }
 }
 
+/// A caller that sees everything.
+fn everything(_: &str) -> bool {
+    true
+}
+
 /// The walks' depth limit in these tests.
 const DEPTH: u32 = 8;
 
@@ -56,7 +61,7 @@ fn listings_are_in_path_order_and_page_without_gaps() {
     let base = tmp.path().join("root");
     tree(&base);
     let all = root
-        .list("", true, "", 100, DEPTH, Symlinks::Follow, &All)
+        .list("", true, "", 100, DEPTH, Symlinks::Follow, &everything)
         .unwrap();
     let expected = [
         "a", "a-z", "a-z/q", "a.txt", "a/b", "a/b/y", "a/x", "c", "c/z",
@@ -69,7 +74,7 @@ fn listings_are_in_path_order_and_page_without_gaps() {
         let mut after = String::new();
         loop {
             let page = root
-                .list("", true, &after, size, DEPTH, Symlinks::Follow, &All)
+                .list("", true, &after, size, DEPTH, Symlinks::Follow, &everything)
                 .unwrap();
             assert!(page.entries.len() <= size);
             seen.extend(page.entries.iter().map(|e| e.path.clone()));
@@ -81,11 +86,11 @@ fn listings_are_in_path_order_and_page_without_gaps() {
         assert_eq!(seen, expected, "page size {size}");
     }
     let top = root
-        .list("", false, "", 100, DEPTH, Symlinks::Follow, &All)
+        .list("", false, "", 100, DEPTH, Symlinks::Follow, &everything)
         .unwrap();
     assert_eq!(paths(&top), ["a", "a-z", "a.txt", "c"]);
     let sub = root
-        .list("a", true, "", 100, DEPTH, Symlinks::Follow, &All)
+        .list("a", true, "", 100, DEPTH, Symlinks::Follow, &everything)
         .unwrap();
     assert_eq!(paths(&sub), ["a/b", "a/b/y", "a/x"]);
     let kinds: Vec<Kind> = sub.entries.iter().map(|e| e.kind).collect();
@@ -97,7 +102,7 @@ fn listings_are_in_path_order_and_page_without_gaps() {
 fn listing_a_file_or_a_missing_folder_is_python_s_error() {
     let (tmp, root) = root();
     tree(&tmp.path().join("root"));
-    let list = |p: &str| root.list(p, false, "", 10, DEPTH, Symlinks::Follow, &All);
+    let list = |p: &str| root.list(p, false, "", 10, DEPTH, Symlinks::Follow, &everything);
     assert_eq!(errno(list("a.txt").unwrap_err()), 20);
     assert_eq!(errno(list("nope").unwrap_err()), 2);
 }
@@ -111,14 +116,14 @@ fn walks_list_symlinks_without_following_them() {
     symlink("d", base.join("link")).unwrap();
     symlink(tmp.path(), base.join("out")).unwrap();
     let all = root
-        .list("", true, "", 100, DEPTH, Symlinks::Follow, &All)
+        .list("", true, "", 100, DEPTH, Symlinks::Follow, &everything)
         .unwrap();
     assert_eq!(paths(&all), ["d", "d/f", "link", "out"]);
     assert_eq!(all.entries[2].kind, Kind::Symlink);
     assert_eq!(all.entries[2].target.as_deref(), Some("d"));
     // Listing through a link out of the root is an escape.
     let err = root
-        .list("out", false, "", 10, DEPTH, Symlinks::Follow, &All)
+        .list("out", false, "", 10, DEPTH, Symlinks::Follow, &everything)
         .unwrap_err();
     assert!(matches!(err, Error::PathEscape(_)), "{err:?}");
     // Stat follows a link inside the root and refuses one out of it.
@@ -318,15 +323,23 @@ fn walks_stop_at_the_depth_limit() {
         Err(Error::Quota { limit, value }) => assert_eq!((limit, value), ("max_tree_depth", 8)),
         other => panic!("{other:?}"),
     };
-    quota(root.list("", true, "", 1000, DEPTH, Symlinks::Follow, &All));
+    quota(root.list("", true, "", 1000, DEPTH, Symlinks::Follow, &everything));
     match root.remove_at("d0", true, Symlinks::Follow, &ok) {
         Err(Error::Quota { .. }) => {}
         other => panic!("{other:?}"),
     }
     assert!(base.join(&deep).is_dir(), "nothing removed");
-    quota(root.list("d0", true, "", 1000, DEPTH, Symlinks::Follow, &All));
+    quota(root.list("d0", true, "", 1000, DEPTH, Symlinks::Follow, &everything));
     // Eight levels below the folder named are fine.
-    let listed = root.list("d0/d1", true, "", 1000, DEPTH, Symlinks::Follow, &All);
+    let listed = root.list(
+        "d0/d1",
+        true,
+        "",
+        1000,
+        DEPTH,
+        Symlinks::Follow,
+        &everything,
+    );
     assert_eq!(listed.unwrap().entries.len(), DEPTH as usize);
     let removed = root
         .remove_at("d0/d1", true, Symlinks::Follow, &ok)
@@ -409,7 +422,7 @@ fn a_recursive_removal_takes_names_that_are_not_utf8() {
     fs::write(base.join("nu").join(OsStr::from_bytes(b"bad\xff")), b"x").unwrap();
     fs::create_dir(base.join("nu/sub").join(OsStr::from_bytes(b"dir\xfe"))).unwrap();
     let listed = root
-        .list("nu", true, "", 100, DEPTH, Symlinks::Follow, &All)
+        .list("nu", true, "", 100, DEPTH, Symlinks::Follow, &everything)
         .unwrap();
     assert_eq!(paths(&listed), ["nu/sub"]);
     assert_eq!(
