@@ -224,8 +224,11 @@ impl Policy {
     /// Reads the access file again; on failure the old one stays.
     /// Returns the identities the new file holds, and the names of those
     /// it removed or changed (their role or paths): what they were granted
-    /// before must not outlive the reload.
-    pub fn reload(&self) -> std::result::Result<Reloaded, String> {
+    /// before must not outlive the reload, so `revoke` is called with them
+    /// before the new file is released to callers. Why under the lock: a
+    /// client that sees the new file (a new identity that now answers) must
+    /// never also see a revoked identity's sessions still alive.
+    pub fn reload(&self, revoke: impl FnOnce(&[String])) -> std::result::Result<Reloaded, String> {
         let Some((path, current)) = &self.file else {
             return Err("no --access-file was given: nothing to reload".into());
         };
@@ -240,6 +243,8 @@ impl Policy {
         revoked.sort();
         let identities = fresh.len();
         *old = Arc::new(fresh);
+        revoke(&revoked);
+        drop(old);
         Ok(Reloaded {
             identities,
             revoked,

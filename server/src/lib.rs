@@ -146,20 +146,27 @@ fn reload_on_sighup(
     let mut hangups = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            let reloaded = match policy.reload() {
-                Ok(reloaded) => reloaded,
-                Err(err) => {
+            // What a removed or changed identity was granted (writable
+            // handles, paths it no longer covers) ends with its sessions.
+            let (policy, registry) = (Arc::clone(&policy), Arc::clone(&registry));
+            let outcome = tokio::task::spawn_blocking(move || {
+                let mut closed = 0;
+                policy
+                    .reload(|revoked| closed = registry.close_sessions_of(revoked))
+                    .map(|reloaded| (reloaded, closed))
+            })
+            .await;
+            let (reloaded, closed) = match outcome {
+                Ok(Ok(done)) => done,
+                Ok(Err(err)) => {
                     tracing::error!(%err, "access file not reloaded; keeping the old one");
                     continue;
                 }
+                Err(err) => {
+                    tracing::error!(%err, "access file reload failed; keeping the old one");
+                    continue;
+                }
             };
-            // What a removed or changed identity was granted (writable
-            // handles, paths it no longer covers) ends with its sessions.
-            let registry = Arc::clone(&registry);
-            let revoked = reloaded.revoked.clone();
-            let closed = tokio::task::spawn_blocking(move || registry.close_sessions_of(&revoked))
-                .await
-                .unwrap_or_default();
             tracing::info!(
                 identities = reloaded.identities,
                 revoked = ?reloaded.revoked,

@@ -129,13 +129,17 @@ fn reload_swaps_the_file_and_keeps_the_old_one_when_the_new_is_bad() {
         token_hash("bob-token")
     );
     std::fs::write(&path, &bob).unwrap();
-    let reloaded = p.reload().unwrap();
+    let mut revoked_first = Vec::new();
+    let reloaded = p
+        .reload(|revoked| revoked_first = revoked.to_vec())
+        .unwrap();
+    assert_eq!(revoked_first, ["alice", "carol"]);
     assert_eq!(reloaded.identities, 1);
     assert_eq!(reloaded.revoked, ["alice", "carol"]);
     assert!(p.identify(Some("bob-token"), None).is_ok());
     assert!(p.identify(Some(TOKEN_A), None).is_err());
     std::fs::write(&path, "not toml [").unwrap();
-    assert!(p.reload().is_err());
+    assert!(p.reload(|_| panic!("a bad file revoked someone")).is_err());
     assert!(p.identify(Some("bob-token"), None).is_ok());
 }
 
