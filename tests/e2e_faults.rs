@@ -482,3 +482,53 @@ async fn resize_after_madvise_on_part_of_a_mapping() {
     );
     fx.server.shutdown().await;
 }
+
+/// A ReadStream's chunks are zero-copy views that the encoder copies out
+/// of the mapping, so a truncation can fault inside that copy, after the
+/// chunk was cut. Such a chunk reaches the client empty, never as the
+/// zero pages put over the lost ones, and the stream ends with DATA_LOSS.
+#[tokio::test]
+async fn a_stream_cut_by_a_truncation_sends_no_zeros() {
+    let _shared = AREA_BUDGET.read().await;
+    let mut fx = Fixture::new().await;
+    let page = page_size(&mut fx).await;
+    let data = pattern(4096 * page, 5);
+    std::fs::write(fx.server.path("streamed.bin"), &data).unwrap();
+    let h = fx
+        .handle(fx.named_req("streamed.bin", "streamed", Access::Read))
+        .await;
+    let mut chunks =
+        fx.c.read_stream(rq::read_stream(&h, Some(0), None, 4 * page as u32))
+            .await
+            .unwrap()
+            .into_inner();
+    // The first chunk arrives before the cut; the server has cut (and
+    // the transport buffered) more by then.
+    let first = chunks.next().await.unwrap().unwrap();
+    assert_eq!(first.data, data[..first.data.len()]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fx.server.path("streamed.bin"))
+        .unwrap()
+        .set_len(page as u64)
+        .unwrap();
+    let (mut empty, mut good) = (0, 0);
+    let err = loop {
+        match chunks.next().await {
+            Some(Ok(chunk)) => {
+                let at = chunk.offset as usize;
+                let expected = &data[at..at + chunk.data.len()];
+                assert!(chunk.data == expected, "chunk at {at} is not the file's");
+                if chunk.data.is_empty() {
+                    empty += 1;
+                } else {
+                    good += 1;
+                }
+            }
+            Some(Err(status)) => break status,
+            None => panic!("the stream ended as a success ({good} good chunks)"),
+        }
+    };
+    assert_broken(&err, "streamed");
+    eprintln!("{good} good chunks and {empty} emptied before the error");
+}

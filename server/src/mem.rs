@@ -51,9 +51,9 @@
 //!   handler). A fault marks the area broken; the stream checks the mark
 //!   (a [`Watch`]) before its next chunk and before its end, so the RPC
 //!   ends with MAPPING_BROKEN instead of reporting the zeros as a success.
-//!   The one chunk the fault hit may reach the client (filled with zeros)
-//!   ahead of that error: the encoder cannot take back bytes it wrote, and
-//!   an encoder error would reach the client as a bare INTERNAL.
+//!   The hook also tells the encoder that the area broke, and the encoder
+//!   then empties that chunk's `data` (see `mmapd::codec`): the client gets
+//!   an empty chunk and the error, never the zeros.
 //!
 //! Submodules: `sigbus` (the handler and process setup, also `unsafe`) and
 //! `areas` (the `vm.max_map_count` budget, safe).
@@ -224,8 +224,10 @@ impl AsRef<[u8]> for View {
 /// holding `addr`, if there is one. Bytes that are not a view (the copy
 /// path's, or a client's) lie in no listed area and are encoded as is.
 /// The caller holds the view, so the area found is alive; the `Arc` of its
-/// flag is held across the copy for the handler.
-pub(crate) fn encode_guarded(addr: usize, encode: &mut dyn FnMut()) {
+/// flag is held across the copy for the handler. Returns whether that area
+/// is broken after the copy: a fault during it, or one before it that left
+/// zero pages the copy read without faulting.
+pub(crate) fn encode_guarded(addr: usize, encode: &mut dyn FnMut()) -> bool {
     let found = LISTED
         .read()
         .range(..=addr)
@@ -233,7 +235,8 @@ pub(crate) fn encode_guarded(addr: usize, encode: &mut dyn FnMut()) {
         .filter(|(_, (end, _))| addr < *end)
         .map(|(&start, (end, broken))| (start, *end, Arc::clone(broken)));
     let Some((start, end, broken)) = found else {
-        return encode();
+        encode();
+        return false;
     };
     let guard = Guard {
         start,
@@ -241,6 +244,7 @@ pub(crate) fn encode_guarded(addr: usize, encode: &mut dyn FnMut()) {
         broken: &*broken,
     };
     with_guard(guard, encode);
+    broken.load(Ordering::SeqCst)
 }
 
 impl Region {
