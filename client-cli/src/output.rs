@@ -93,12 +93,17 @@ pub fn align(rows: &[Vec<String>]) -> String {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             if c + 1 == row.len() {
+                // Only our own padding is trimmed: a last cell's own
+                // trailing spaces (a file name's) are part of it.
+                if cell.is_empty() {
+                    line.truncate(line.trim_end().len());
+                }
                 line.push_str(cell);
             } else {
                 line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
             }
         }
-        out.push_str(line.trim_end());
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -227,6 +232,13 @@ mod tests {
             vec!["a-long-name".to_owned(), "1".to_owned()],
         ];
         assert_eq!(align(&rows), "NAME         LEN\na-long-name  1\n");
+        // A last cell keeps its own trailing space; an empty one leaves no
+        // padding behind.
+        let rows = vec![
+            vec!["a".to_owned(), "name ".to_owned()],
+            vec!["bbb".to_owned(), String::new()],
+        ];
+        assert_eq!(align(&rows), "a    name \nbbb\n");
         assert_eq!(human_bytes(4 << 20), "4 MiB");
         assert_eq!(human_bytes(4097), "4097 bytes (4.0 KiB)");
         assert_eq!(human_bytes(100_000_000), "100000000 bytes (95.4 MiB)");

@@ -217,7 +217,8 @@ fn ls_in_the_shell_lists_the_files_of_the_data_root() {
              sub/a.bin\nsub/inner/\n\
              notes.txt\n\
              b'he'\n\
-             ls [PATH]\n    list the files in a folder of the data root (default: the root)\n",
+             ls [-l] [-R] [PATH]\n    list the files in a folder of the data root (default: the root); \
+             -l as a table, -R the whole tree\n",
         );
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(
@@ -227,6 +228,45 @@ fn ls_in_the_shell_lists_the_files_of_the_data_root() {
     );
     // The mapping is still there after ls.
     assert_eq!(server.read("notes.txt"), b"hello");
+}
+
+#[test]
+fn ls_in_the_shell_takes_the_clis_flags() {
+    let server = Server::start();
+    server.write("m.bin", b"mapped");
+    std::fs::create_dir_all(server.path("sub/inner")).unwrap();
+    server.write("sub/inner/deep.txt", b"12345");
+    server.write("-dash", b"d");
+    let assert = server
+        .mmapctl()
+        .args(["shell", "m.bin"])
+        .write_stdin("ls -R sub\nls -l sub/inner\nls -lR\nls -- -dash\nls -x\n")
+        .assert()
+        .code(2);
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[..2], ["sub/inner/", "sub/inner/deep.txt"], "{stdout}");
+    // -l: the table's header, then the file's row ending in its size and path.
+    assert!(
+        lines[2].starts_with("KIND") && lines[2].ends_with("PATH"),
+        "{stdout}"
+    );
+    let row: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[2], row[4], row[5]),
+        ("file", "5", "no", "sub/inner/deep.txt"),
+        "{stdout}"
+    );
+    // -lR of the root: every entry, the mapped file marked.
+    let mapped = lines
+        .iter()
+        .find(|l| l.ends_with(" m.bin"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(mapped.contains(" yes "), "{stdout}");
+    assert!(lines.iter().any(|l| l.ends_with(" sub/inner/deep.txt")));
+    assert_eq!(lines.last(), Some(&"-dash"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("ls has no option -x"), "{stderr}");
 }
 
 /// On a terminal the shell prompts with the position; `script` (util-linux)

@@ -179,7 +179,13 @@ pub async fn ls(ctx: &Ctx, args: LsArgs) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
-    let text = if args.long {
+    stdout_write(ls_text(&entries, args.long).as_bytes())
+}
+
+/// What `ls` prints (CLI and shell): one name a line, or with `long` a
+/// table with a header.
+pub fn ls_text(entries: &[FileEntry], long: bool) -> String {
+    if long {
         let mut rows = vec![
             ["KIND", "MODE", "SIZE", "MTIME", "MAPPED", "PATH"]
                 .map(str::to_owned)
@@ -195,8 +201,7 @@ pub async fn ls(ctx: &Ctx, args: LsArgs) -> Result<()> {
             .join("\n");
         text.push('\n');
         text
-    };
-    stdout_write(text.as_bytes())
+    }
 }
 
 /// One row of `ls -l`.

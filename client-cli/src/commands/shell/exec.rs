@@ -98,8 +98,9 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "ls",
-        "ls [PATH]",
-        "list the files in a folder of the data root (default: the root)",
+        "ls [-l] [-R] [PATH]",
+        "list the files in a folder of the data root (default: the root); \
+         -l as a table, -R the whole tree",
     ),
     (
         "help",
@@ -182,7 +183,11 @@ pub async fn execute(map: &mut RemoteMmap, client: &Client, line: &str) -> Resul
 enum Line {
     Op(Op),
     /// `ls`: the folder to list, relative to the data root.
-    Ls(String),
+    Ls {
+        path: String,
+        long: bool,
+        recursive: bool,
+    },
     Help(String),
     Quit,
 }
@@ -273,15 +278,7 @@ fn parse(command: &str, args: &mut Args<'_>) -> ParseResult<Line> {
             data: args.data()?.into(),
         },
         "stat" => Op::Stat,
-        "ls" => {
-            let path = match args.word()? {
-                None => String::new(),
-                Some(word) => {
-                    String::from_utf8(word).map_err(|_| "PATH must be UTF-8 text".to_owned())?
-                }
-            };
-            return Ok(Line::Ls(path));
-        }
+        "ls" => return ls_line(args),
         "help" | "?" => return Ok(Line::Help(help(args.word()?.as_deref())?)),
         "quit" | "exit" => return Ok(Line::Quit),
         other => return Err(format!("unknown command {other:?}; type help for the list")),
@@ -289,17 +286,57 @@ fn parse(command: &str, args: &mut Args<'_>) -> ParseResult<Line> {
     Ok(Line::Op(op))
 }
 
+/// `ls [-l] [-R] [--] [PATH]`, flags as the CLI's (`-lR` too); `--` ends
+/// them, for a name that starts with `-`.
+fn ls_line(args: &mut Args<'_>) -> ParseResult<Line> {
+    let (mut long, mut recursive) = (false, false);
+    let mut path = None;
+    while let Some(word) = args.word()? {
+        let word = String::from_utf8(word).map_err(|_| "PATH must be UTF-8 text".to_owned())?;
+        match word.strip_prefix('-') {
+            Some("-") => {
+                path = args.word()?;
+                break;
+            }
+            Some(flags) if !flags.is_empty() => {
+                for flag in flags.chars() {
+                    match flag {
+                        'l' => long = true,
+                        'R' => recursive = true,
+                        other => return Err(format!("ls has no option -{other}")),
+                    }
+                }
+            }
+            _ => {
+                path = Some(word.into_bytes());
+                break;
+            }
+        }
+    }
+    let path = String::from_utf8(path.unwrap_or_default())
+        .map_err(|_| "PATH must be UTF-8 text".to_owned())?;
+    Ok(Line::Ls {
+        path,
+        long,
+        recursive,
+    })
+}
+
 impl Line {
     async fn run(self, map: &mut RemoteMmap, client: &Client) -> Result<Step> {
         match self {
             Line::Op(op) => Ok(show(map.apply(op).await?)),
-            Line::Ls(path) => {
-                let entries = files::list_entries(client, &path, false).await?;
+            Line::Ls {
+                path,
+                long,
+                recursive,
+            } => {
+                let entries = files::list_entries(client, &path, recursive).await?;
                 if entries.is_empty() {
                     return Ok(Step::Quiet);
                 }
-                let names: Vec<String> = entries.iter().map(files::display_name).collect();
-                Ok(Step::Print(names.join("\n")))
+                let text = files::ls_text(&entries, long);
+                Ok(Step::Print(text.trim_end_matches('\n').to_owned()))
             }
             Line::Help(text) => Ok(Step::Print(text.trim_end().to_owned())),
             Line::Quit => Ok(Step::Quit),
