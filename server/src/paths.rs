@@ -185,6 +185,15 @@ impl Root {
         for name in dirs.split('/') {
             end += name.len() + usize::from(end > 0);
             let prefix = &dirs[..end];
+            // The folder after this one, which `os.makedirs` names when
+            // this one is there but is no folder: it only finds out on
+            // the mkdir inside it.
+            let next = (end < dirs.len()).then(|| {
+                let to = dirs[end + 1..]
+                    .find('/')
+                    .map_or(dirs.len(), |at| end + 1 + at);
+                &dirs[..to]
+            });
             made = false;
             let fd = match self.open_at(prefix, folder, symlinks) {
                 Ok(fd) => fd,
@@ -201,12 +210,23 @@ impl Root {
                         Err(e) => return Err(os(e, prefix)),
                     };
                     self.open_at(prefix, folder, symlinks)
-                        .map_err(|e| match e {
-                            // The name exists but leads nowhere: what
-                            // `os.makedirs` says of it.
-                            Errno::NOENT if exists => os(Errno::EXIST, prefix),
-                            e => os(e, prefix),
+                        .map_err(|e| match (e, next) {
+                            // The name exists but leads nowhere (a dangling
+                            // symlink): the mkdir inside it finds nothing,
+                            // or, as the last, a name in the way.
+                            (Errno::NOENT, Some(next)) if exists => os(Errno::NOENT, next),
+                            (Errno::NOENT, None) if exists => os(Errno::EXIST, prefix),
+                            (e, _) => os(e, prefix),
                         })?
+                }
+                // `prefix` is a name that is no folder (a file, a symlink
+                // loop): the mkdir inside it fails the same way, or, as
+                // the last, a name is where the folder goes.
+                Err(e @ (Errno::NOTDIR | Errno::LOOP)) => {
+                    return Err(match next {
+                        Some(next) => os(e, next),
+                        None => os(Errno::EXIST, prefix),
+                    });
                 }
                 Err(e) => return Err(os(e, prefix)),
             };

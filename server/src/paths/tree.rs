@@ -228,18 +228,7 @@ impl Root {
             };
         }
         if parents {
-            // What `os.makedirs` says of a file where the folder goes (a
-            // file on the way is NotADirectoryError, as here).
-            return self.make_dirs(rel, symlinks).map_err(|err| {
-                if let Error::Os { errno, path } = &err
-                    && *errno == Errno::NOTDIR.raw_os_error()
-                    && path.as_deref() == Some(rel)
-                {
-                    os(Errno::EXIST, rel)
-                } else {
-                    err
-                }
-            });
+            return self.make_dirs(rel, symlinks);
         }
         let (parent, name) = self.open_parent(rel, symlinks)?;
         rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)).map_err(|e| os(e, rel))?;
@@ -331,11 +320,16 @@ impl Root {
 
     /// `os.rename`, or `os.replace` with `replace`. `check` is asked
     /// about `from`, and about `to` when it exists and would be replaced.
+    /// `slashed`: either side was spelled with a trailing `/`, which wants
+    /// `from` to be a folder (checked where the kernel checks it: after
+    /// both parents and `from` are found).
+    #[allow(clippy::too_many_arguments)]
     pub fn rename(
         &self,
         from: &str,
         to: &str,
         replace: bool,
+        slashed: bool,
         symlinks: Symlinks,
         check: &dyn Fn(&Entry) -> Result<()>,
     ) -> Result<()> {
@@ -358,7 +352,13 @@ impl Root {
         }
         let (from_dir, from_name) = self.open_parent(from, symlinks).map_err(relabel)?;
         let (to_dir, to_name) = self.open_parent(to, symlinks).map_err(relabel)?;
-        check(&self.lstat_in(&from_dir, from_name, from).map_err(relabel)?)?;
+        let source = self.lstat_in(&from_dir, from_name, from).map_err(relabel)?;
+        if slashed && source.kind != Kind::Dir {
+            // The kernel's order: an existing target refused first.
+            let taken = !replace && self.lstat_in(&to_dir, to_name, to).is_ok();
+            return Err(fail(if taken { Errno::EXIST } else { Errno::NOTDIR }));
+        }
+        check(&source)?;
         if replace {
             match self.lstat_in(&to_dir, to_name, to) {
                 Ok(existing) => check(&existing)?,

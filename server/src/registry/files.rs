@@ -96,6 +96,65 @@ impl Spelling {
     }
 }
 
+/// Python names a path in its errors as the caller spelled it (`a/b/`,
+/// `./a`), not normalized: an error about the normalized `rel` gets the
+/// caller's spelling back. Rename errors name both sides.
+fn as_asked<'a>(rel: &'a str, asked: &'a str) -> impl Fn(Error) -> Error + 'a {
+    move |err| respelled(err, |path| (path == rel).then(|| asked.to_owned()))
+}
+
+/// An error of `os.makedirs(asked)`, made of the normalized `rel`: it
+/// names the folder it failed on as the caller spelled that folder
+/// (`./a/b`), as makedirs recurses on the caller's own string; the last
+/// folder named with all of the spelling (a trailing `/` too) when `whole`.
+fn as_makedirs<'a>(rel: &'a str, asked: &'a str, whole: bool) -> impl Fn(Error) -> Error + 'a {
+    move |err| {
+        respelled(err, |path| {
+            if whole && path == rel {
+                Some(asked.to_owned())
+            } else if rel == path || rel.starts_with(&format!("{path}/")) {
+                Some(respell(asked, path))
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// `err` with its path replaced by what `spell` makes of it, if anything.
+fn respelled(err: Error, spell: impl Fn(&str) -> Option<String>) -> Error {
+    if let Error::Os {
+        errno,
+        path: Some(path),
+    } = &err
+        && let Some(spelled) = spell(path)
+    {
+        return Error::Os {
+            errno: *errno,
+            path: Some(spelled),
+        };
+    }
+    err
+}
+
+/// The start of `asked` that holds as many names as the normalized
+/// `prefix` (names are what is left once empty and `.` parts go).
+fn respell(asked: &str, prefix: &str) -> String {
+    let want = prefix.split('/').filter(|c| !c.is_empty()).count();
+    let (mut seen, mut at) = (0, 0);
+    for part in asked.split('/') {
+        let end = at + part.len();
+        if !part.is_empty() && part != "." {
+            seen += 1;
+            if seen == want {
+                return asked[..end].to_owned();
+            }
+        }
+        at = end + 1;
+    }
+    prefix.to_owned()
+}
+
 /// NotADirectoryError unless `entry` is a folder.
 fn must_be_dir(entry: &Entry, path: &str) -> Result<()> {
     match entry.kind {
@@ -151,15 +210,18 @@ impl Registry {
         if token.len() > self.limits.max_path_length as usize {
             return Err(Error::Protocol("invalid page_token".into()));
         }
-        let listed = self.root.list(
-            &rel,
-            recursive,
-            token,
-            self.page_size(page_size),
-            self.limits.max_tree_depth,
-            caller.symlinks(),
-            &|path| caller.shows_path(path),
-        )?;
+        let listed = self
+            .root
+            .list(
+                &rel,
+                recursive,
+                token,
+                self.page_size(page_size),
+                self.limits.max_tree_depth,
+                caller.symlinks(),
+                &|path| caller.shows_path(path),
+            )
+            .map_err(as_asked(&rel, path))?;
         let used = Self::in_use(&self.groups.lock());
         let next_token = match (listed.more, listed.entries.last()) {
             (true, Some(last)) => last.path.clone(),
@@ -175,18 +237,90 @@ impl Registry {
     pub fn stat_path(&self, caller: &Caller, path: &str) -> Result<FileInfo> {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::Stat, &rel)?;
-        let entry = self.root.stat(&rel, caller.symlinks())?;
+        let entry = self
+            .root
+            .stat(&rel, caller.symlinks())
+            .map_err(as_asked(&rel, path))?;
         if Spelling::of(path).wants_dir {
             must_be_dir(&entry, path)?;
         }
         Ok(Self::in_use(&self.groups.lock()).info(entry))
     }
 
+    /// The folder a path ending in `.` names by itself, as the kernel finds
+    /// it before it refuses to act on a `.`: a NotADirectoryError when a
+    /// file is there, the lookup's error when nothing is.
+    fn dot_folder(&self, caller: &Caller, rel: &str, path: &str) -> Result<()> {
+        let entry = self
+            .root
+            .stat(rel, caller.symlinks())
+            .map_err(as_asked(rel, path))?;
+        must_be_dir(&entry, path)
+    }
+
+    /// What the kernel says to a truncate of `path/` or `path/.` (a name
+    /// spelled as a folder), made of the normalized `rel`: truncate wants
+    /// a file, and finds a folder, a file, or nothing; open(O_CREAT)
+    /// refuses to make a file named as a folder once the folder that
+    /// would hold it is found (create makes that one when it is missing).
+    fn truncate_folder_name(
+        &self,
+        caller: &Caller,
+        rel: &str,
+        path: &str,
+        creating: bool,
+    ) -> Error {
+        let missing = |err: &Error| matches!(err, Error::Os { errno, .. } if *errno == Errno::NOENT.raw_os_error());
+        if Spelling::of(path).dot {
+            // `d/.` names the folder `d` itself.
+            return match self.dot_folder(caller, rel, path) {
+                Ok(()) => os(Errno::ISDIR, path),
+                Err(err) if creating && missing(&err) => os(Errno::ISDIR, path),
+                Err(err) => err,
+            };
+        }
+        // Truncate looks at the name itself; a create, at its folder.
+        let looked_up = if creating {
+            rel.rsplit_once('/').map_or("", |(parent, _)| parent)
+        } else {
+            rel
+        };
+        match self.root.stat(looked_up, caller.symlinks()) {
+            Ok(entry) if entry.kind == Kind::Dir => os(Errno::ISDIR, path),
+            Ok(_) => os(Errno::NOTDIR, path),
+            Err(err) if creating && missing(&err) => os(Errno::ISDIR, path),
+            Err(Error::Os { errno, .. }) => Error::Os {
+                errno,
+                path: Some(path.to_owned()),
+            },
+            Err(err) => err,
+        }
+    }
+
     /// `os.mkdir`, or `os.makedirs(exist_ok=True)`; whether it was made.
     pub fn make_dir(&self, caller: &Caller, path: &str, parents: bool) -> Result<bool> {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::MakeDir, &rel)?;
-        self.root.make_dir(&rel, parents, caller.symlinks())
+        if Spelling::of(path).dot {
+            if !parents {
+                // mkdir of a `.` finds only what is already there.
+                self.dot_folder(caller, &rel, path)?;
+                return Err(os(Errno::EXIST, path));
+            }
+            // `os.makedirs("d/.")`: with `d` there, a mkdir of `d/.` (a
+            // file there is NotADirectoryError); without, `makedirs("d")`,
+            // whose errors name `d`, not the caller's spelling.
+            return match self.root.stat(&rel, caller.symlinks()) {
+                Ok(entry) => must_be_dir(&entry, path).map(|()| false),
+                Err(_) => self
+                    .root
+                    .make_dir(&rel, true, caller.symlinks())
+                    .map_err(as_makedirs(&rel, path, false)),
+            };
+        }
+        self.root
+            .make_dir(&rel, parents, caller.symlinks())
+            .map_err(as_makedirs(&rel, path, true))
     }
 
     /// Removes a file, symlink or empty folder, or a tree; how many
@@ -196,20 +330,37 @@ impl Registry {
         caller.check_file(FileAction::Remove, &rel)?;
         let spelling = Spelling::of(path);
         if spelling.dot {
+            self.dot_folder(caller, &rel, path)?;
             return Err(os(Errno::INVAL, path));
         }
         if spelling.wants_dir {
-            must_be_dir(&self.root.lstat(&rel, caller.symlinks())?, path)?;
+            let entry = self
+                .root
+                .lstat(&rel, caller.symlinks())
+                .map_err(as_asked(&rel, path))?;
+            if entry.kind == Kind::Symlink {
+                // `link/` is looked up through the link (a loop or a
+                // dangling link fails as such), and no link is a folder
+                // rmdir takes.
+                self.root
+                    .stat(&rel, caller.symlinks())
+                    .map_err(as_asked(&rel, path))?;
+                return Err(os(Errno::NOTDIR, path));
+            }
+            must_be_dir(&entry, path)?;
         }
         let groups = self.groups.lock();
         let used = Self::in_use(&groups);
-        let removed = self.root.remove(
-            &rel,
-            recursive,
-            self.limits.max_tree_depth,
-            caller.symlinks(),
-            &|e| used.check(e),
-        )?;
+        let removed = self
+            .root
+            .remove(
+                &rel,
+                recursive,
+                self.limits.max_tree_depth,
+                caller.symlinks(),
+                &|e| used.check(e),
+            )
+            .map_err(as_asked(&rel, path))?;
         drop(groups);
         tracing::info!(
             path = rel,
@@ -222,7 +373,7 @@ impl Registry {
 
     /// `os.rename`, or `os.replace` with `replace`.
     pub fn rename_path(&self, caller: &Caller, from: &str, to: &str, replace: bool) -> Result<()> {
-        let spelling = Spelling::of(from);
+        let (spelling, to_spelling) = (Spelling::of(from), Spelling::of(to));
         let (asked_from, asked_to) = (from, to);
         let from = self.file_path(from)?;
         let to = self.file_path(to)?;
@@ -233,16 +384,49 @@ impl Registry {
             from: asked_from.to_owned(),
             to: asked_to.to_owned(),
         };
-        if spelling.dot {
-            return Err(refuse(Errno::BUSY));
-        }
-        if spelling.wants_dir && self.root.lstat(&from, caller.symlinks())?.kind != Kind::Dir {
-            return Err(refuse(Errno::NOTDIR));
+        if spelling.dot || to_spelling.dot {
+            // A last `.` names a folder by itself, which the kernel will
+            // not rename, nor rename onto; it says so once the folders
+            // holding both names are found.
+            for (rel, dot) in [(&from, spelling.dot), (&to, to_spelling.dot)] {
+                let folder = if dot {
+                    rel.as_str()
+                } else {
+                    rel.rsplit_once('/').map_or("", |(parent, _)| parent)
+                };
+                match self.root.stat(folder, caller.symlinks()) {
+                    Ok(entry) if entry.kind == Kind::Dir => {}
+                    Ok(_) => return Err(refuse(Errno::NOTDIR)),
+                    Err(Error::Os { errno, .. }) => {
+                        return Err(refuse(Errno::from_raw_os_error(errno)));
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            return Err(refuse(match (spelling.dot, replace) {
+                (true, _) | (false, true) => Errno::BUSY,
+                (false, false) => Errno::EXIST,
+            }));
         }
         let groups = self.groups.lock();
         let used = Self::in_use(&groups);
         self.root
-            .rename(&from, &to, replace, caller.symlinks(), &|e| used.check(e))?;
+            .rename(
+                &from,
+                &to,
+                replace,
+                spelling.wants_dir || to_spelling.wants_dir,
+                caller.symlinks(),
+                &|e| used.check(e),
+            )
+            .map_err(|err| {
+                // Named as the caller spelled both sides.
+                if let Error::Rename { errno, .. } = err {
+                    refuse(Errno::from_raw_os_error(errno))
+                } else {
+                    err
+                }
+            })?;
         drop(groups);
         tracing::info!(
             from,
@@ -264,13 +448,7 @@ impl Registry {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::Truncate, &rel)?;
         if Spelling::of(path).wants_dir {
-            // What opening `path/` for writing says.
-            return Err(match self.root.stat(&rel, caller.symlinks()) {
-                Ok(entry) if entry.kind == Kind::Dir => os(Errno::ISDIR, path),
-                Ok(_) => os(Errno::NOTDIR, path),
-                Err(_) if create != Create::Never => os(Errno::ISDIR, path),
-                Err(err) => err,
-            });
+            return Err(self.truncate_folder_name(caller, &rel, path, create != Create::Never));
         }
         // A file that size could never be mapped whole; and a sparse file
         // of any size costs nothing now but fills the disk later.
@@ -284,7 +462,9 @@ impl Registry {
         let used = Self::in_use(&groups);
         let entry = self
             .root
-            .truncate(&rel, size, create, caller.symlinks(), &|e| used.check(e))?;
+            .truncate(&rel, size, create, caller.symlinks(), &|e| used.check(e))
+            // Errors of the folders a create makes are makedirs's.
+            .map_err(as_makedirs(&rel, path, true))?;
         drop(groups);
         Ok(used.info(entry))
     }

@@ -242,7 +242,7 @@ fn rename_and_replace_say_what_os_rename_says() {
     let (tmp, root) = root();
     let base = tmp.path().join("root");
     tree(&base);
-    let rename = |f: &str, t: &str, r: bool| root.rename(f, t, r, Symlinks::Follow, &ok);
+    let rename = |f: &str, t: &str, r: bool| root.rename(f, t, r, false, Symlinks::Follow, &ok);
     assert_eq!(errno(rename("a.txt", "c/z", false).unwrap_err()), 17);
     rename("a.txt", "c/z", true).unwrap();
     assert_eq!(fs::read(base.join("c/z")).unwrap(), b"a.txt");
@@ -392,7 +392,7 @@ fn swapping_a_folder_for_a_symlink_out_never_leads_a_call_outside() {
             let _ = root.remove_at("d/victim", false, Symlinks::Follow, &ok);
             let _ = root.truncate("d/victim", 0, Create::Never, Symlinks::Follow, &ok);
             let _ = root.make_dir(&format!("d/new{i}"), true, Symlinks::Follow);
-            let _ = root.rename("d/victim", "moved", false, Symlinks::Follow, &ok);
+            let _ = root.rename("d/victim", "moved", false, false, Symlinks::Follow, &ok);
             let _ = root.truncate(
                 &format!("d/made{i}"),
                 1,
