@@ -3,7 +3,8 @@
 //! real gRPC on the server's root and through `tests/oracle/files_oracle.py`
 //! on a twin folder. Every result, every error (exception class, errno and
 //! message, from the one ErrorInfo) and the whole tree after each call must
-//! agree.
+//! agree. A second test holds Map's errors to `open` + `mmap.mmap` for
+//! paths spelled every way a client might.
 
 mod support;
 
@@ -14,7 +15,7 @@ use std::{
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
 };
 
-use mmapd::pb::{self, FileKind, files_client::FilesClient};
+use mmapd::pb::{self, Access, FileKind, files_client::FilesClient};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Value, json};
 use support::TestServer;
@@ -337,6 +338,69 @@ async fn files_calls_match_pythons_os() {
         assert!(
             seen_errors.contains_key(needed),
             "no {needed} among {seen_errors:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn map_errors_match_pythons_open_for_every_spelling() {
+    let server = TestServer::start().await;
+    let twin = tempfile::tempdir().unwrap();
+    for dir in [server.path(""), twin.path().to_path_buf()] {
+        seed_tree(&dir);
+        std::os::unix::fs::symlink("a/f.txt", dir.join("link")).unwrap();
+        std::os::unix::fs::symlink("a", dir.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
+        std::os::unix::fs::symlink("gone", dir.join("dangling")).unwrap();
+    }
+    let mut oracle = Oracle::start(twin.path());
+    let (mut c, _) = server.clients().await;
+    let sid = support::session(&mut c, 0).await;
+    let paths = [
+        "a/f.txt",
+        "./a/f.txt",
+        "a//f.txt",
+        "a/./f.txt",
+        "a/f.txt/",
+        "a/f.txt/.",
+        "a/",
+        "a/.",
+        "a",
+        "./a",
+        "nope",
+        "./nope",
+        "a//nope",
+        "a/nope/x",
+        "a/f.txt/x",
+        "link",
+        "link/",
+        "./link",
+        "dirlink",
+        "dirlink/",
+        "dirlink/f.txt",
+        "dirlink/./f.txt",
+        "loop",
+        "loop/",
+        "loop/x",
+        "dangling",
+        "dangling/",
+        "a/b/../f.txt",
+    ];
+    for path in paths {
+        let want = oracle.call(&json!({"op": "map", "path": path}));
+        let got = match support::map(&mut c, support::map_req(&sid, path, "", Access::Write)).await
+        {
+            Ok(reply) => json!({"ok": reply.length}),
+            Err(status) => os_error(&status),
+        };
+        // `..` is PATH_ESCAPE in mmapd whatever it would resolve to.
+        if path.contains("..") {
+            assert_eq!(got["err"], "PermissionError", "{path}: {got}");
+            continue;
+        }
+        assert_eq!(
+            got, want,
+            "Map({path:?}): mmapd (left) and open + mmap (right)"
         );
     }
 }

@@ -32,6 +32,7 @@ use crate::{
 mod create;
 use create::check_attach;
 mod files;
+mod spelling;
 pub use files::{FileInfo, FilesPage};
 mod gauges;
 mod listing;
@@ -370,6 +371,13 @@ impl Registry {
             "" => None,
             p => Some(Root::normalize(p)?),
         };
+        // A name spelled as a folder (`f/`, `d/.`) is refused as `open`
+        // refuses it, before it could reach a mapping of the file.
+        if let Some(rel) = &normalized
+            && spelling::Spelling::of(&args.path).wants_dir
+        {
+            return Err(self.folder_name_error(&args.caller, rel, &args.path, args.create));
+        }
         let mut name = match (&args.name, &normalized) {
             (n, _) if !n.is_empty() => n.clone(),
             (_, Some(path)) => path.clone(),

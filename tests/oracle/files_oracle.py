@@ -19,12 +19,15 @@ Each call is the `os` function the Files service documents:
   missing folders) and ftruncate; the value is the size after. mmapd
   creates no file through a dangling symlink;
 - stat: os.stat; the value is [kind, size] (size of files only);
-- list: sorted os.listdir.
+- list: sorted os.listdir;
+- map: open(path, "r+b") and mmap.mmap of it whole, as Map with access
+  WRITE does; the value is the length.
 """
 
 import ctypes
 import errno
 import json
+import mmap
 import os
 import shutil
 import stat
@@ -135,8 +138,16 @@ def stat_path(path):
     return [k, st.st_size if k == "file" else 0]
 
 
+def open_map(path):
+    with open(path, "r+b") as f:
+        with mmap.mmap(f.fileno(), 0) as m:
+            return len(m)
+
+
 def call(req):
     op, path = req["op"], req.get("path")
+    if op == "map":
+        return open_map(path)
     if op == "mkdir":
         return mkdir(path, req["parents"])
     if op == "remove":

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use rustix::io::Errno;
 
-use super::{MapArgs, Registry};
+use super::{MapArgs, Registry, spelling::as_makedirs};
 use crate::{
     error::{Error, Result},
     mapping::{Access, Backing, FileGroup, Mapping, Spec},
@@ -46,12 +46,17 @@ impl Registry {
         let mut created = None;
         let spec = match path {
             Some(path) => {
-                let opened = self.root.open_file_with(
-                    &path,
-                    matches!(access, Access::Read | Access::Copy),
-                    create,
-                    args.caller.symlinks(),
-                )?;
+                // Errors name the path as the client spelled it, as
+                // Python's `open` does.
+                let opened = self
+                    .root
+                    .open_file_with(
+                        &path,
+                        matches!(access, Access::Read | Access::Copy),
+                        create,
+                        args.caller.symlinks(),
+                    )
+                    .map_err(as_makedirs(&path, &args.path, true))?;
                 let symlinks = args.caller.symlinks();
                 if opened.created {
                     created = Some((opened.path.clone(), symlinks, opened.inode));

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 
 use rustix::io::Errno;
 
-use super::Registry;
+use super::{
+    Registry,
+    spelling::{Spelling, as_asked, as_makedirs, must_be_dir},
+};
 use crate::{
     access::{Caller, FileAction},
     error::{Error, Result},
@@ -74,92 +77,6 @@ impl InUse {
             mapped: self.user(&entry).is_some(),
             entry,
         }
-    }
-}
-
-/// What a path's spelling asks beyond the name it normalizes to, as the
-/// kernel reads it for `os` calls: a trailing `/` wants a folder, and a
-/// last `.` names a folder by itself, which cannot be removed or renamed.
-#[derive(Debug, Clone, Copy)]
-struct Spelling {
-    wants_dir: bool,
-    dot: bool,
-}
-
-impl Spelling {
-    fn of(path: &str) -> Spelling {
-        let dot = path == "." || path.ends_with("/.");
-        Spelling {
-            wants_dir: dot || path.ends_with('/'),
-            dot,
-        }
-    }
-}
-
-/// Python names a path in its errors as the caller spelled it (`a/b/`,
-/// `./a`), not normalized: an error about the normalized `rel` gets the
-/// caller's spelling back. Rename errors name both sides.
-fn as_asked<'a>(rel: &'a str, asked: &'a str) -> impl Fn(Error) -> Error + 'a {
-    move |err| respelled(err, |path| (path == rel).then(|| asked.to_owned()))
-}
-
-/// An error of `os.makedirs(asked)`, made of the normalized `rel`: it
-/// names the folder it failed on as the caller spelled that folder
-/// (`./a/b`), as makedirs recurses on the caller's own string; the last
-/// folder named with all of the spelling (a trailing `/` too) when `whole`.
-fn as_makedirs<'a>(rel: &'a str, asked: &'a str, whole: bool) -> impl Fn(Error) -> Error + 'a {
-    move |err| {
-        respelled(err, |path| {
-            if whole && path == rel {
-                Some(asked.to_owned())
-            } else if rel == path || rel.starts_with(&format!("{path}/")) {
-                Some(respell(asked, path))
-            } else {
-                None
-            }
-        })
-    }
-}
-
-/// `err` with its path replaced by what `spell` makes of it, if anything.
-fn respelled(err: Error, spell: impl Fn(&str) -> Option<String>) -> Error {
-    if let Error::Os {
-        errno,
-        path: Some(path),
-    } = &err
-        && let Some(spelled) = spell(path)
-    {
-        return Error::Os {
-            errno: *errno,
-            path: Some(spelled),
-        };
-    }
-    err
-}
-
-/// The start of `asked` that holds as many names as the normalized
-/// `prefix` (names are what is left once empty and `.` parts go).
-fn respell(asked: &str, prefix: &str) -> String {
-    let want = prefix.split('/').filter(|c| !c.is_empty()).count();
-    let (mut seen, mut at) = (0, 0);
-    for part in asked.split('/') {
-        let end = at + part.len();
-        if !part.is_empty() && part != "." {
-            seen += 1;
-            if seen == want {
-                return asked[..end].to_owned();
-            }
-        }
-        at = end + 1;
-    }
-    prefix.to_owned()
-}
-
-/// NotADirectoryError unless `entry` is a folder.
-fn must_be_dir(entry: &Entry, path: &str) -> Result<()> {
-    match entry.kind {
-        Kind::Dir => Ok(()),
-        Kind::File | Kind::Symlink | Kind::Other => Err(os(Errno::NOTDIR, path)),
     }
 }
 
@@ -258,12 +175,12 @@ impl Registry {
         must_be_dir(&entry, path)
     }
 
-    /// What the kernel says to a truncate of `path/` or `path/.` (a name
-    /// spelled as a folder), made of the normalized `rel`: truncate wants
-    /// a file, and finds a folder, a file, or nothing; open(O_CREAT)
-    /// refuses to make a file named as a folder once the folder that
-    /// would hold it is found (create makes that one when it is missing).
-    fn truncate_folder_name(
+    /// What the kernel says to a truncate or an open of `path/` or
+    /// `path/.` (a name spelled as a folder), made of the normalized `rel`:
+    /// they want a file, and find a folder, a file, or nothing; open with
+    /// O_CREAT refuses to make a file named as a folder once the folder
+    /// that would hold it is found (create makes that one when missing).
+    pub(super) fn folder_name_error(
         &self,
         caller: &Caller,
         rel: &str,
@@ -448,7 +365,7 @@ impl Registry {
         let rel = self.file_path(path)?;
         caller.check_file(FileAction::Truncate, &rel)?;
         if Spelling::of(path).wants_dir {
-            return Err(self.truncate_folder_name(caller, &rel, path, create != Create::Never));
+            return Err(self.folder_name_error(caller, &rel, path, create != Create::Never));
         }
         // A file that size could never be mapped whole; and a sparse file
         // of any size costs nothing now but fills the disk later.
