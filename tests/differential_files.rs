@@ -88,6 +88,7 @@ fn path(rng: &mut StdRng) -> String {
     match rng.random_range(0..24) {
         0 | 1 => p.push(""),
         2 => p.push("."),
+        3 if rng.random_bool(0.3) => p.extend([".", ""]),
         3 => p.insert(0, "."),
         _ => {}
     }

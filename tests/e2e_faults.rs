@@ -530,5 +530,8 @@ async fn a_stream_cut_by_a_truncation_sends_no_zeros() {
         }
     };
     assert_broken(&err, "streamed");
-    eprintln!("{good} good chunks and {empty} emptied before the error");
+    // Only an encoder's copy touches a view's pages, so the fault that
+    // broke the mapping hit one, and that chunk came empty.
+    assert!(empty >= 1, "{good} good chunks, none emptied");
+    fx.server.shutdown().await;
 }

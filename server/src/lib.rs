@@ -149,11 +149,16 @@ fn reload_on_sighup(
             // What a removed or changed identity was granted (writable
             // handles, paths it no longer covers) ends with its sessions.
             let (policy, registry) = (Arc::clone(&policy), Arc::clone(&registry));
+            // Their sessions leave the table as the new file comes in, so
+            // no caller sees one without the other; their handles (whose
+            // flushes may be slow) close after, outside the policy's lock,
+            // which every call's authentication reads.
             let outcome = tokio::task::spawn_blocking(move || {
-                let mut closed = 0;
-                policy
-                    .reload(|revoked| closed = registry.close_sessions_of(revoked))
-                    .map(|reloaded| (reloaded, closed))
+                let mut taken = None;
+                let reloaded =
+                    policy.reload(|revoked| taken = Some(registry.take_sessions_of(revoked)))?;
+                let closed = taken.map_or(0, |taken| registry.close_taken(taken));
+                Ok::<_, String>((reloaded, closed))
             })
             .await;
             let (reloaded, closed) = match outcome {
@@ -163,7 +168,7 @@ fn reload_on_sighup(
                     continue;
                 }
                 Err(err) => {
-                    tracing::error!(%err, "access file reload failed; keeping the old one");
+                    tracing::error!(%err, "the access file reload task failed");
                     continue;
                 }
             };

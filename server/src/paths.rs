@@ -221,8 +221,12 @@ impl Root {
                 }
                 // `prefix` is a name that is no folder (a file, a symlink
                 // loop): the mkdir inside it fails the same way, or, as
-                // the last, a name is where the folder goes.
-                Err(e @ (Errno::NOTDIR | Errno::LOOP)) => {
+                // the last, a name is where the folder goes. A caller who
+                // may not follow symlinks gets ELOOP for any link, as it
+                // does everywhere else.
+                Err(e @ (Errno::NOTDIR | Errno::LOOP))
+                    if e == Errno::NOTDIR || symlinks == Symlinks::Follow =>
+                {
                     return Err(match next {
                         Some(next) => os(e, next),
                         None => os(Errno::EXIST, prefix),

@@ -118,6 +118,14 @@ pub struct Registry {
 /// digits), so a longer one is garbage that must not fill the reply.
 const MAX_ECHOED_ID: usize = 64;
 
+/// Sessions out of the table whose handles are not closed yet.
+#[must_use = "their handles stay open until Registry::close_taken"]
+#[derive(Debug)]
+pub struct Taken {
+    sessions: Vec<Arc<Session>>,
+    why: &'static str,
+}
+
 impl Registry {
     /// A registry over an opened root, enforcing `limits`.
     pub fn new(root: Root, default_ttl: Duration, limits: Limits) -> Registry {
@@ -253,39 +261,48 @@ impl Registry {
         }
     }
 
-    /// Closes every session owned by one of `owners` (identities a reload
-    /// removed or changed); returns how many.
-    pub fn close_sessions_of(&self, owners: &[String]) -> usize {
-        self.close_where(
-            |s| s.owner.as_ref().is_some_and(|o| owners.contains(o)),
-            "session closed: its identity was removed or changed",
-        )
+    /// Takes every session owned by one of `owners` (identities a reload
+    /// removed or changed) out of the table: from here on their handles
+    /// answer as closed. Closing those handles (which may flush mappings,
+    /// slowly) is left to [`Registry::close_taken`], so a caller holding a
+    /// lock others wait on takes only this quick step under it.
+    pub fn take_sessions_of(&self, owners: &[String]) -> Taken {
+        Taken {
+            sessions: self.take_where(|s| s.owner.as_ref().is_some_and(|o| owners.contains(o))),
+            why: "session closed: its identity was removed or changed",
+        }
+    }
+
+    /// Closes the handles of sessions [`Registry::take_sessions_of`] took;
+    /// returns how many sessions that was.
+    pub fn close_taken(&self, taken: Taken) -> usize {
+        for session in &taken.sessions {
+            let identity = session.owner.as_deref().unwrap_or_default();
+            tracing::info!(session = %session.id, identity, "{}", taken.why);
+            self.close_handles_of(session);
+        }
+        taken.sessions.len()
     }
 
     /// Closes every session whose lease ran out; returns how many.
     pub fn expire(&self, now: Instant) -> usize {
-        self.close_where(|s| *s.deadline.lock() <= now, "session lease expired")
+        let sessions = self.take_where(|s| *s.deadline.lock() <= now);
+        self.close_taken(Taken {
+            sessions,
+            why: "session lease expired",
+        })
     }
 
-    /// Closes the sessions that match, and their handles; returns how many.
-    /// They are picked and removed under one lock, so a KeepAlive that got
-    /// in first keeps its session.
-    fn close_where(&self, matches: impl Fn(&Session) -> bool, why: &str) -> usize {
-        let closed: Vec<Arc<Session>> = {
-            let mut sessions = self.sessions.lock();
-            let ids: Vec<String> = sessions
-                .values()
-                .filter(|s| matches(s))
-                .map(|s| s.id.clone())
-                .collect();
-            ids.iter().filter_map(|id| sessions.remove(id)).collect()
-        };
-        for session in &closed {
-            let identity = session.owner.as_deref().unwrap_or_default();
-            tracing::info!(session = %session.id, identity, "{why}");
-            self.close_handles_of(session);
-        }
-        closed.len()
+    /// Removes the sessions that match from the table, under one lock, so
+    /// a KeepAlive that got in first keeps its session.
+    fn take_where(&self, matches: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
+        let mut sessions = self.sessions.lock();
+        let ids: Vec<String> = sessions
+            .values()
+            .filter(|s| matches(s))
+            .map(|s| s.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| sessions.remove(id)).collect()
     }
 
     /// A live handle of the caller's, or CPython's "closed or invalid".

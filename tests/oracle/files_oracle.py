@@ -38,6 +38,12 @@ AT_FDCWD = -100
 RENAME_NOREPLACE = 1
 
 
+def dot_spelled(path):
+    """Whether the last name is `.` (slashes after it change nothing)."""
+    name_end = path.rstrip("/")
+    return name_end == "." or name_end.endswith("/.")
+
+
 def kind(mode):
     if stat.S_ISDIR(mode):
         return "dir"
@@ -53,7 +59,7 @@ def mkdir(path, parents):
         os.mkdir(path)
         return True
     existed = os.path.isdir(path)
-    head, tail = os.path.split(path)
+    head, tail = os.path.split(path.rstrip("/") or path)
     if tail == "." and os.path.islink(head) and not os.path.exists(head):
         # makedirs("link/.") with a dangling link swallows the mkdir's
         # FileExistsError and returns, having made nothing; mmapd says it.
@@ -70,7 +76,7 @@ def remove(path, recursive):
     if not recursive:
         os.rmdir(path)
         return 1
-    if path == "." or path.endswith("/."):
+    if dot_spelled(path):
         # rmtree empties the folder and then fails on rmdir("x/."); mmapd
         # refuses up front and removes nothing.
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), path)
@@ -119,7 +125,7 @@ def truncate(path, size, create):
             # file on the way stays open()'s NotADirectoryError. A name
             # spelled as a folder (`x/`, `x/.`) then fails as open() fails
             # on it (mmapd says so without making the folders first).
-            if path.endswith("/") or path.endswith("/."):
+            if path.endswith("/") or dot_spelled(path):
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, flags, 0o644)

@@ -22,7 +22,9 @@ pub(super) struct Spelling {
 
 impl Spelling {
     pub(super) fn of(path: &str) -> Spelling {
-        let dot = path == "." || path.ends_with("/.");
+        // Slashes after a last `.` change nothing: `a/./` is `a/.`.
+        let name_end = path.trim_end_matches('/');
+        let dot = name_end == "." || name_end.ends_with("/.");
         Spelling {
             wants_dir: dot || path.ends_with('/'),
             dot,

@@ -174,6 +174,32 @@ fn mkdir_errors_are_os_mkdir_s_and_makedirs_s() {
     assert!(!tmp.path().join("new").exists());
 }
 
+/// makedirs names the folder it failed on: past a file or a symlink loop,
+/// the one inside it; the last one as FileExistsError. A caller that may
+/// not follow links gets ELOOP for any link, as everywhere else.
+#[test]
+fn makedirs_names_the_folder_it_failed_on() {
+    let (tmp, root) = root();
+    let base = tmp.path().join("root");
+    fs::write(base.join("f"), b"").unwrap();
+    symlink("loop", base.join("loop")).unwrap();
+    fs::create_dir(base.join("d")).unwrap();
+    symlink("d", base.join("dlink")).unwrap();
+    let failed = |path: &str, symlinks| {
+        let err = root.make_dir(path, true, symlinks).unwrap_err();
+        let Error::Os { errno, path } = err else {
+            panic!("{err:?}")
+        };
+        (errno, path.unwrap())
+    };
+    assert_eq!(failed("f/x/y", Symlinks::Follow), (20, "f/x".into()));
+    assert_eq!(failed("loop/x/y", Symlinks::Follow), (40, "loop/x".into()));
+    assert_eq!(failed("loop", Symlinks::Follow), (17, "loop".into()));
+    assert!(root.make_dir("dlink/x", true, Symlinks::Follow).unwrap());
+    assert_eq!(failed("dlink/y", Symlinks::Refuse), (40, "dlink".into()));
+    assert_eq!(failed("dlink", Symlinks::Refuse), (40, "dlink".into()));
+}
+
 #[test]
 fn remove_takes_files_links_and_empty_folders_and_trees_when_asked() {
     let (tmp, root) = root();
