@@ -20,7 +20,6 @@ use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Value, json};
 use support::TestServer;
 use tonic::{Status, transport::Channel};
-use tonic_types::{ErrorDetail, StatusExt};
 
 /// Calls per seed; each is one RPC and one line to Python.
 const CALLS: usize = 400;
@@ -209,17 +208,7 @@ async fn call(f: &mut FilesClient<Channel>, req: &Value) -> Value {
 
 /// An error as the oracle reports one, from the status's one ErrorInfo.
 fn os_error(status: &Status) -> Value {
-    let infos: Vec<_> = status
-        .get_error_details_vec()
-        .into_iter()
-        .filter_map(|d| {
-            if let ErrorDetail::ErrorInfo(info) = d {
-                Some(info)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let infos = support::error_infos(status);
     assert_eq!(infos.len(), 1, "exactly one ErrorInfo in {status:?}");
     let md = &infos[0].metadata;
     json!({

@@ -9,7 +9,7 @@ use std::{
 };
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetail, StatusExt};
+use tonic_types::StatusExt;
 
 /// Longest status message (and details) a client should have to take: the
 /// error text goes into HTTP/2 trailers, which clients cap (16 KiB is a
@@ -85,17 +85,7 @@ pub fn problems(call: &Call, outcome: &Outcome) -> Vec<String> {
     if status.code() == Code::Unknown {
         out.push("code UNKNOWN".to_owned());
     }
-    let infos: Vec<_> = status
-        .get_error_details_vec()
-        .into_iter()
-        .filter_map(|d| {
-            if let ErrorDetail::ErrorInfo(info) = d {
-                Some(info)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let infos = crate::support::error_infos(status);
     match infos.as_slice() {
         [] => out.push("no ErrorInfo".to_owned()),
         [info] => {

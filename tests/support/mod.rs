@@ -288,7 +288,17 @@ pub fn assert_error(
 ) -> std::collections::HashMap<String, String> {
     assert_eq!(status.code(), code, "code of {status:?}");
     assert_eq!(status.message(), message, "message of {status:?}");
-    let infos: Vec<_> = status
+    let infos = error_infos(status);
+    assert_eq!(infos.len(), 1, "exactly one ErrorInfo in {status:?}");
+    assert_eq!(infos[0].domain, "mmapd");
+    assert_eq!(infos[0].reason, reason, "reason of {status:?}");
+    infos[0].metadata.clone()
+}
+
+/// Every `google.rpc.ErrorInfo` in a status's details (the contract is
+/// exactly one).
+pub fn error_infos(status: &Status) -> Vec<tonic_types::ErrorInfo> {
+    status
         .get_error_details_vec()
         .into_iter()
         .filter_map(|d| {
@@ -298,9 +308,5 @@ pub fn assert_error(
                 None
             }
         })
-        .collect();
-    assert_eq!(infos.len(), 1, "exactly one ErrorInfo in {status:?}");
-    assert_eq!(infos[0].domain, "mmapd");
-    assert_eq!(infos[0].reason, reason, "reason of {status:?}");
-    infos[0].metadata.clone()
+        .collect()
 }
