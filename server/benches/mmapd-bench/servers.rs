@@ -31,10 +31,14 @@ impl ServerThread {
         let (stop, stopped) = oneshot::channel();
         let (ready, bound) = std::sync::mpsc::channel();
         let tuned = name == "mmapd";
+        let worker_name = name.to_owned();
         let thread = thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 let mut builder = tokio::runtime::Builder::new_multi_thread();
+                // Named workers, so a profile (`perf report --comm`) tells
+                // the servers and the client apart.
+                builder.thread_name(format!("{worker_name}-w"));
                 if tuned {
                     tune(&mut builder);
                 }
