@@ -213,11 +213,14 @@ fn errno_code(errno: i32) -> Code {
         // A path naming something that cannot be mapped: a socket (ENXIO),
         // like a FIFO or a device (ENODEV).
         E::NXIO | E::SPIPE | E::MLINK | E::XDEV => Code::InvalidArgument,
-        // The file is fine but not now, or not on this file system.
-        E::TXTBSY | E::OPNOTSUPP | E::NOSYS | E::NOTEMPTY => Code::FailedPrecondition,
+        // The file is fine but not now, or not on this file system. EBUSY
+        // on a path (a folder's own `.`, a mount point) is as lasting as
+        // MAPPING_BUSY, which shares its errno: UNAVAILABLE would have
+        // gRPC retry policies repeat it.
+        E::TXTBSY | E::OPNOTSUPP | E::NOSYS | E::NOTEMPTY | E::BUSY => Code::FailedPrecondition,
         E::OVERFLOW => Code::OutOfRange,
         // Transient: the same call may succeed when retried.
-        E::BUSY | E::INTR | E::TIMEDOUT | E::STALE => Code::Unavailable,
+        E::INTR | E::TIMEDOUT | E::STALE => Code::Unavailable,
         // The disk lost written data (writeback errors surface at fsync).
         E::IO => Code::DataLoss,
         _ => Code::Internal,
@@ -291,7 +294,7 @@ mod tests {
             (E::FBIG, Code::ResourceExhausted),
             (E::OVERFLOW, Code::OutOfRange),
             (E::TXTBSY, Code::FailedPrecondition),
-            (E::BUSY, Code::Unavailable),
+            (E::BUSY, Code::FailedPrecondition),
             (E::IO, Code::DataLoss),
         ] {
             let status = Status::from(Error::errno(errno.raw_os_error()));
