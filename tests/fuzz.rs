@@ -1,6 +1,6 @@
-//! Seeded RPC fuzzer: several thousand random calls to every RPC of `Mmap`
-//! and `Admin` and to the health check, against a real in-process server
-//! with a 1 MiB message limit and small mapping limits.
+//! Seeded RPC fuzzer: several thousand random calls to every RPC of `Mmap`,
+//! `Files` and `Admin` and to the health check, against a real in-process
+//! server with a 1 MiB message limit and small mapping limits.
 //!
 //! The calls mix well-formed requests with random fields (every integer
 //! extreme, values around the page and the mapping's length, unknown enum
@@ -26,6 +26,8 @@
 mod alive;
 #[path = "fuzz/extra.rs"]
 mod extra;
+#[path = "fuzz/files.rs"]
+mod files;
 #[path = "fuzz/raw.rs"]
 mod raw;
 #[path = "fuzz/report.rs"]
@@ -231,6 +233,7 @@ async fn connect(server: &TestServer, seed: u64, page: i64) -> Fuzzer {
         c,
         admin,
         health: HealthClient::new(channel.clone()),
+        files: pb::files_client::FilesClient::new(channel.clone()),
         raw: Grpc::new(channel).max_decoding_message_size(64 << 20),
         other,
         pool: Pool::default(),

@@ -74,7 +74,7 @@ const fn m(path: &'static str, strings: &'static [u32]) -> Method {
 }
 
 /// Every RPC of `Mmap` and `Admin`, and the health check.
-pub const METHODS: [Method; 31] = [
+pub const METHODS: [Method; 37] = [
     m("/mmapd.v1.Mmap/OpenSession", &[1]),
     m("/mmapd.v1.Mmap/KeepAlive", &[1]),
     m("/mmapd.v1.Mmap/CloseSession", &[1]),
@@ -114,6 +114,15 @@ pub const METHODS: [Method; 31] = [
     m("/mmapd.v1.Admin/ListSessions", &[2]),
     m("/mmapd.v1.Admin/ListMappings", &[2]),
     m("/grpc.health.v1.Health/Check", &[1]),
+    // Files (typed calls: `Fuzzer::files_call`, in this order). The calls
+    // that change files get no fuzzed strings here: one naming a prepared
+    // file would take it from the Maps (the typed calls steer around them).
+    m("/mmapd.v1.Files/List", &[1, 4]),
+    m("/mmapd.v1.Files/StatPath", &[1]),
+    m("/mmapd.v1.Files/MakeDir", &[1]),
+    m("/mmapd.v1.Files/Remove", &[]),
+    m("/mmapd.v1.Files/Rename", &[]),
+    m("/mmapd.v1.Files/Truncate", &[]),
 ];
 
 /// The short name of a method path ("Mmap/Read").

@@ -4,7 +4,9 @@
 
 use std::{fmt, future::Future, time::Duration};
 
-use mmapd::pb::{self, admin_client::AdminClient, mmap_client::MmapClient};
+use mmapd::pb::{
+    self, admin_client::AdminClient, files_client::FilesClient, mmap_client::MmapClient,
+};
 use tonic::{Response, Status, Streaming, client::Grpc, transport::Channel};
 use tonic_health::pb::health_client::HealthClient;
 
@@ -50,6 +52,7 @@ pub struct Fuzzer {
     pub c: MmapClient<Channel>,
     pub admin: AdminClient<Channel>,
     pub health: HealthClient<Channel>,
+    pub files: FilesClient<Channel>,
     pub raw: Grpc<Channel>,
     /// The other connection, owner of the foreign session.
     pub other: MmapClient<Channel>,

@@ -23,6 +23,8 @@ macro_rules! send {
     }};
 }
 
+pub(crate) use send;
+
 /// Sends a request that only names a handle.
 macro_rules! by_handle {
     ($fz:ident, $method:literal, $rpc:ident, $ty:ident) => {{
@@ -270,6 +272,7 @@ impl Fuzzer {
                     send!(self, "Admin/ListMappings", admin.list_mappings(req));
                 }
             }
+            31..=36 => self.files_call(m - 31).await,
             _ => {
                 let service = match self.g.below(3) {
                     0 => String::new(),
