@@ -102,3 +102,59 @@ pub(super) fn must_be_dir(entry: &Entry, path: &str) -> Result<()> {
         Kind::File | Kind::Symlink | Kind::Other => Err(os(Errno::NOTDIR, path)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(err: Error) -> String {
+        let Error::Os { path, .. } = err else {
+            panic!("{err:?}")
+        };
+        path.unwrap()
+    }
+
+    #[test]
+    fn a_spelling_says_what_the_kernel_reads_in_it() {
+        let of = |p| {
+            let s = Spelling::of(p);
+            (s.wants_dir, s.dot)
+        };
+        assert_eq!(of("a"), (false, false));
+        assert_eq!(of("a/"), (true, false));
+        assert_eq!(of("a//"), (true, false));
+        assert_eq!(of("a/."), (true, true));
+        assert_eq!(of("a/./"), (true, true));
+        assert_eq!(of("."), (true, true));
+        assert_eq!(of("./a"), (false, false));
+        assert_eq!(of("a.b/.c"), (false, false));
+    }
+
+    #[test]
+    fn errors_get_the_callers_spelling_back() {
+        let err = |p: &str| os(Errno::NOENT, p);
+        // The path itself, whole; another path is left alone.
+        assert_eq!(named(as_asked("a/b", "./a//b/")(err("a/b"))), "./a//b/");
+        assert_eq!(named(as_asked("a/b", "./a//b/")(err("a"))), "a");
+        // makedirs: a folder on the way as spelled up to it, the last one
+        // whole or without its trailing part.
+        let asked = "./a//b/./c/";
+        assert_eq!(
+            named(as_makedirs("a/b/c", asked, true)(err("a/b"))),
+            "./a//b"
+        );
+        assert_eq!(
+            named(as_makedirs("a/b/c", asked, true)(err("a/b/c"))),
+            asked
+        );
+        assert_eq!(
+            named(as_makedirs("a/b/c", asked, false)(err("a/b/c"))),
+            "./a//b/./c"
+        );
+        assert_eq!(
+            named(as_makedirs("a/b/c", asked, true)(err("a/bc"))),
+            "a/bc"
+        );
+        assert_eq!(named(as_makedirs("a/b/c", asked, true)(err("x"))), "x");
+    }
+}
