@@ -52,6 +52,11 @@ fn ok(server: &Server, args: &[&str]) -> String {
 
 /// The JSON error object a failed `mmapctl -o json ARGS` prints on stderr
 /// (with nothing on stdout), after checking it exits 1.
+/// `mmapctl put LOCAL ARGS...`, run.
+fn put(server: &Server, local: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    server.mmapctl().arg("put").arg(local).args(args).assert()
+}
+
 fn json_error(server: &Server, args: &[&str]) -> serde_json::Value {
     let assert = server
         .mmapctl()
@@ -417,12 +422,7 @@ fn rm_mv_and_truncate_of_a_mapped_file_are_mapping_busy() {
     let local = tempfile::tempdir().unwrap();
     let empty = local.path().join("empty");
     std::fs::write(&empty, b"").unwrap();
-    server
-        .mmapctl()
-        .arg("put")
-        .arg(&empty)
-        .arg("m.bin")
-        .assert()
+    put(&server, &empty, &["m.bin"])
         .code(1)
         .stderr(contains("MAPPING_BUSY"));
     assert_eq!(server.read("m.bin"), vec![7; 4096]);
@@ -571,22 +571,12 @@ fn put_of_an_empty_file_makes_or_empties_the_remote_file() {
     std::fs::write(&empty, b"").unwrap();
 
     // Like any put, a new remote file needs --create.
-    server
-        .mmapctl()
-        .arg("put")
-        .arg(&empty)
-        .arg("e.bin")
-        .assert()
+    put(&server, &empty, &["e.bin"])
         .code(1)
         .stderr(contains("No such file or directory"));
     assert!(!server.path("e.bin").exists());
 
-    server
-        .mmapctl()
-        .arg("put")
-        .arg(&empty)
-        .args(["e.bin", "--create"])
-        .assert()
+    put(&server, &empty, &["e.bin", "--create"])
         .success()
         .stdout(format!("uploaded {} to e.bin (0 bytes)\n", empty.display()));
     assert_eq!(server.read("e.bin"), b"");
@@ -606,22 +596,11 @@ fn put_of_an_empty_file_makes_or_empties_the_remote_file() {
 
     // An existing file is emptied.
     server.write("full.bin", &[9; 100]);
-    server
-        .mmapctl()
-        .arg("put")
-        .arg(&empty)
-        .arg("full.bin")
-        .assert()
-        .success();
+    put(&server, &empty, &["full.bin"]).success();
     assert_eq!(server.read("full.bin"), b"");
 
     // A mapping by name cannot become 0 bytes.
-    server
-        .mmapctl()
-        .arg("put")
-        .arg(&empty)
-        .args(["--name", "region"])
-        .assert()
+    put(&server, &empty, &["--name", "region"])
         .code(1)
         .stderr(contains("it is empty"));
 }
@@ -636,13 +615,7 @@ fn put_get_ls_rm_round_trip_through_nested_folders() {
     let data = support::pseudo_random(100_000, 7);
     std::fs::write(&source, &data).unwrap();
 
-    server
-        .mmapctl()
-        .arg("put")
-        .arg(&source)
-        .args(["a/b/c.bin", "--create"])
-        .assert()
-        .success();
+    put(&server, &source, &["a/b/c.bin", "--create"]).success();
     let copy = local.path().join("copy.bin");
     server
         .mmapctl()
