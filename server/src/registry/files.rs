@@ -80,6 +80,11 @@ impl InUse {
     }
 }
 
+/// The folder holding the last name of a normalized path ("" is the root).
+fn parent_of(rel: &str) -> &str {
+    rel.rsplit_once('/').map_or("", |(parent, _)| parent)
+}
+
 impl Registry {
     /// The files live mappings use, from the groups table.
     fn in_use(groups: &HashMap<(u64, u64), std::sync::Weak<crate::mapping::FileGroup>>) -> InUse {
@@ -197,11 +202,7 @@ impl Registry {
             };
         }
         // Truncate looks at the name itself; a create, at its folder.
-        let looked_up = if creating {
-            rel.rsplit_once('/').map_or("", |(parent, _)| parent)
-        } else {
-            rel
-        };
+        let looked_up = if creating { parent_of(rel) } else { rel };
         match self.root.stat(looked_up, caller.symlinks()) {
             Ok(entry) if entry.kind == Kind::Dir => os(Errno::ISDIR, path),
             Ok(_) => os(Errno::NOTDIR, path),
@@ -301,23 +302,27 @@ impl Registry {
             from: asked_from.to_owned(),
             to: asked_to.to_owned(),
         };
+        // Any OS error of a rename names both sides, as the caller spelled
+        // them.
+        let as_rename = |err: Error| {
+            if let Error::Os { errno, .. } | Error::Rename { errno, .. } = err {
+                refuse(Errno::from_raw_os_error(errno))
+            } else {
+                err
+            }
+        };
         if spelling.dot || to_spelling.dot {
             // A last `.` names a folder by itself, which the kernel will
             // not rename, nor rename onto; it says so once the folders
             // holding both names are found.
             for (rel, dot) in [(&from, spelling.dot), (&to, to_spelling.dot)] {
-                let folder = if dot {
-                    rel.as_str()
-                } else {
-                    rel.rsplit_once('/').map_or("", |(parent, _)| parent)
-                };
-                match self.root.stat(folder, caller.symlinks()) {
-                    Ok(entry) if entry.kind == Kind::Dir => {}
-                    Ok(_) => return Err(refuse(Errno::NOTDIR)),
-                    Err(Error::Os { errno, .. }) => {
-                        return Err(refuse(Errno::from_raw_os_error(errno)));
-                    }
-                    Err(err) => return Err(err),
+                let folder = if dot { rel.as_str() } else { parent_of(rel) };
+                let entry = self
+                    .root
+                    .stat(folder, caller.symlinks())
+                    .map_err(as_rename)?;
+                if entry.kind != Kind::Dir {
+                    return Err(refuse(Errno::NOTDIR));
                 }
             }
             return Err(refuse(match (spelling.dot, replace) {
@@ -336,14 +341,7 @@ impl Registry {
                 caller.symlinks(),
                 &|e| used.check(e),
             )
-            .map_err(|err| {
-                // Named as the caller spelled both sides.
-                if let Error::Rename { errno, .. } = err {
-                    refuse(Errno::from_raw_os_error(errno))
-                } else {
-                    err
-                }
-            })?;
+            .map_err(as_rename)?;
         drop(groups);
         tracing::info!(
             from,
